@@ -1,0 +1,145 @@
+// Command mlsidecar is a reverse-proxy sidecar in front of an OpenSearch
+// cluster: it serves the ML Commons REST API itself and forwards all other
+// traffic to the cluster untouched.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/mlsidecar/mlsidecar/config"
+	"github.com/mlsidecar/mlsidecar/mlcommons"
+	"github.com/mlsidecar/mlsidecar/proxy"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+	default:
+		fmt.Fprintln(os.Stderr, "mlsidecar:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts mlsidecar and blocks until ctx is done, then shuts down in order:
+// readiness goes false, the proxy listener stops taking connections, in-flight
+// requests drain up to the shutdown timeout, the internal listener closes last.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(args, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+
+	// Forwarded requests carry the caller's credentials only, so the proxy's
+	// TLS configuration never holds the sidecar's client certificate.
+	var proxyTLS = cfg.UpstreamTLS
+	if proxyTLS != nil {
+		proxyTLS = proxyTLS.Clone()
+		proxyTLS.Certificates = nil
+	}
+	fwd := proxy.New(cfg.Upstream, proxy.NewTransport(proxy.TransportOptions{
+		TLS:             proxyTLS,
+		DialTimeout:     cfg.UpstreamDialTimeout,
+		ResponseTimeout: cfg.UpstreamResponseTimeout,
+	}), log, reg)
+
+	ml := mlcommons.New(log)
+	handler := newMiddleware(newRouter(ml, fwd), log, reg)
+
+	ready := newReadiness(reg)
+	checker := &upstreamChecker{
+		client:   newServiceClient(cfg),
+		upstream: cfg.Upstream,
+		interval: cfg.UpstreamCheckInterval,
+		ready:    ready,
+		log:      log,
+	}
+
+	mainLn, err := net.Listen("tcp", cfg.ListenAddress)
+	if err != nil {
+		return fmt.Errorf("listen-address: %w", err)
+	}
+	internalLn, err := net.Listen("tcp", cfg.InternalListenAddress)
+	if err != nil {
+		mainLn.Close()
+		return fmt.Errorf("internal-listen-address: %w", err)
+	}
+
+	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	mainSrv := &http.Server{
+		Handler: handler,
+		// No read or write timeout: bulk uploads and scrolls may be long.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		ErrorLog:          errLog,
+	}
+	internalSrv := &http.Server{
+		Handler:           newInternalMux(reg, ready),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          errLog,
+	}
+
+	checkCtx, stopCheck := context.WithCancel(context.WithoutCancel(ctx))
+	checkDone := make(chan struct{})
+	go func() {
+		defer close(checkDone)
+		checker.run(checkCtx)
+	}()
+
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- mainSrv.Serve(mainLn) }()
+	go func() { serveErr <- internalSrv.Serve(internalLn) }()
+	log.Info("mlsidecar started",
+		"listen_address", mainLn.Addr().String(),
+		"internal_listen_address", internalLn.Addr().String(),
+		"upstream", cfg.Upstream.Redacted())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	case runErr = <-serveErr:
+		log.Error("server failed", "err", runErr)
+	}
+
+	ready.stop()
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := mainSrv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("in-flight requests did not drain in time; closing them", "err", err)
+		mainSrv.Close()
+	}
+	stopCheck()
+	<-checkDone
+	internalCtx, cancelInternal := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancelInternal()
+	if err := internalSrv.Shutdown(internalCtx); err != nil {
+		internalSrv.Close()
+	}
+	log.Info("stopped")
+	return runErr
+}

@@ -1,0 +1,340 @@
+// Package config holds mlsidecar's configuration: one Config struct, its
+// defaults, and how it is read from flags, MLSIDECAR_* environment variables
+// and an optional YAML file (precedence: flag > env > file > default).
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// EnvPrefix is the prefix of every environment variable mlsidecar reads.
+const EnvPrefix = "MLSIDECAR_"
+
+// Config is the complete, validated configuration. Run-time code only ever
+// sees a Config returned by Load, so every field is usable as is.
+type Config struct {
+	ListenAddress         string
+	InternalListenAddress string
+
+	Upstream                   *url.URL
+	UpstreamCAFile             string
+	UpstreamCertFile           string
+	UpstreamKeyFile            string
+	UpstreamServerName         string
+	UpstreamInsecureSkipVerify bool
+	UpstreamUsername           string
+	UpstreamPasswordFile       string
+	// UpstreamPassword is read from UpstreamPasswordFile; never log it.
+	UpstreamPassword string
+	// UpstreamTLS is built from the upstream TLS options; nil for http.
+	UpstreamTLS *tls.Config
+
+	UpstreamDialTimeout     time.Duration
+	UpstreamResponseTimeout time.Duration
+	UpstreamCheckInterval   time.Duration
+
+	LogLevel        slog.Level
+	LogFormat       string
+	ShutdownTimeout time.Duration
+}
+
+// raw holds the options exactly as given, before parsing and validation.
+type raw struct {
+	configFile string
+
+	listenAddress, internalListenAddress string
+
+	upstream, upstreamCAFile, upstreamCertFile, upstreamKeyFile string
+	upstreamServerName, upstreamUsername, upstreamPasswordFile  string
+	upstreamInsecureSkipVerify                                  bool
+
+	upstreamDialTimeout, upstreamResponseTimeout, upstreamCheckInterval time.Duration
+
+	logLevel, logFormat string
+	shutdownTimeout     time.Duration
+}
+
+func (r *raw) flagSet(out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("mlsidecar", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&r.configFile, "config", "", "optional YAML file with options (keys are the flag names)")
+	fs.StringVar(&r.listenAddress, "listen-address", ":9201", "address the proxy and ML API listen on")
+	fs.StringVar(&r.internalListenAddress, "internal-listen-address", ":9202", "address of /metrics, /-/healthy, /-/ready and /debug/pprof")
+	fs.StringVar(&r.upstream, "upstream", "http://127.0.0.1:9200", "URL of the OpenSearch cluster (http or https)")
+	fs.StringVar(&r.upstreamCAFile, "upstream-ca-file", "", "PEM file with the CAs that sign the upstream's certificate")
+	fs.StringVar(&r.upstreamCertFile, "upstream-cert-file", "", "PEM client certificate for the sidecar's own upstream traffic")
+	fs.StringVar(&r.upstreamKeyFile, "upstream-key-file", "", "PEM key of --upstream-cert-file")
+	fs.StringVar(&r.upstreamServerName, "upstream-server-name", "", "TLS server name to verify instead of the upstream host")
+	fs.BoolVar(&r.upstreamInsecureSkipVerify, "upstream-insecure-skip-verify", false, "do not verify the upstream's certificate (testing only)")
+	fs.StringVar(&r.upstreamUsername, "upstream-username", "", "user of the sidecar's own index traffic")
+	fs.StringVar(&r.upstreamPasswordFile, "upstream-password-file", "", "file holding the password of --upstream-username")
+	fs.DurationVar(&r.upstreamDialTimeout, "upstream-dial-timeout", 5*time.Second, "time to open a connection to the upstream")
+	fs.DurationVar(&r.upstreamResponseTimeout, "upstream-response-timeout", 2*time.Minute, "time to wait for the upstream's response headers once the request is sent (0: no limit); exceeded means 504")
+	fs.DurationVar(&r.upstreamCheckInterval, "upstream-check-interval", 5*time.Second, "how often readiness checks that the upstream answers")
+	fs.StringVar(&r.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&r.logFormat, "log-format", "json", "json or text")
+	fs.DurationVar(&r.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may drain after SIGTERM")
+	return fs
+}
+
+// EnvName is the environment variable of a flag: upstream-ca-file ->
+// MLSIDECAR_UPSTREAM_CA_FILE.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Load reads the configuration from args (without the program name), the
+// environment (through getenv) and the YAML file named by --config or
+// MLSIDECAR_CONFIG, then validates it. Every problem is reported at once,
+// each naming its option. flag.ErrHelp is returned for -h/--help after the
+// usage has been written to usage.
+func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, error) {
+	var r raw
+	fs := r.flagSet(usage)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+
+	var errs []error
+	set := func(name, value, source string) {
+		if err := fs.Set(name, value); err != nil {
+			errs = append(errs, fmt.Errorf("%s: invalid value %q from %s: %w", name, value, source, unwrapFlagErr(err)))
+		}
+	}
+
+	// Environment next: it beats the file, so it is applied first and its
+	// keys are then skipped when the file is applied.
+	fromEnv := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) {
+		if explicit[f.Name] {
+			return
+		}
+		if v := getenv(EnvName(f.Name)); v != "" {
+			fromEnv[f.Name] = true
+			set(f.Name, v, "environment "+EnvName(f.Name))
+		}
+	})
+
+	if r.configFile != "" {
+		values, err := readFile(r.configFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("config: %w", err))
+		}
+		keys := make([]string, 0, len(values))
+		for k := range values {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			switch {
+			case k == "config":
+				errs = append(errs, fmt.Errorf("config: the file may not name another file"))
+			case fs.Lookup(k) == nil:
+				errs = append(errs, fmt.Errorf("%s: unknown option in %s", k, r.configFile))
+			case explicit[k] || fromEnv[k]:
+			default:
+				set(k, values[k], "file "+r.configFile)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return r.complete()
+}
+
+// readFile decodes a YAML mapping of option names to scalar values.
+func readFile(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	out := make(map[string]string, len(doc))
+	for k, n := range doc {
+		if n.Kind != yaml.ScalarNode {
+			return nil, fmt.Errorf("%s: option %s must be a single value", path, k)
+		}
+		out[k] = n.Value
+	}
+	return out, nil
+}
+
+// unwrapFlagErr drops the flag package's own prefix so messages read once.
+func unwrapFlagErr(err error) error {
+	if u := errors.Unwrap(err); u != nil {
+		return u
+	}
+	return err
+}
+
+// complete validates the raw options and turns them into a Config: URLs
+// parsed, secrets and certificates read. All problems are returned together.
+func (r *raw) complete() (*Config, error) {
+	c := &Config{
+		ListenAddress:              r.listenAddress,
+		InternalListenAddress:      r.internalListenAddress,
+		UpstreamCAFile:             r.upstreamCAFile,
+		UpstreamCertFile:           r.upstreamCertFile,
+		UpstreamKeyFile:            r.upstreamKeyFile,
+		UpstreamServerName:         r.upstreamServerName,
+		UpstreamInsecureSkipVerify: r.upstreamInsecureSkipVerify,
+		UpstreamUsername:           r.upstreamUsername,
+		UpstreamPasswordFile:       r.upstreamPasswordFile,
+		UpstreamDialTimeout:        r.upstreamDialTimeout,
+		UpstreamResponseTimeout:    r.upstreamResponseTimeout,
+		UpstreamCheckInterval:      r.upstreamCheckInterval,
+		LogFormat:                  r.logFormat,
+		ShutdownTimeout:            r.shutdownTimeout,
+	}
+	var errs []error
+	fail := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+
+	for key, addr := range map[string]string{"listen-address": r.listenAddress, "internal-listen-address": r.internalListenAddress} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			fail(key, "must be host:port, got %q", addr)
+		}
+	}
+	if r.listenAddress == r.internalListenAddress {
+		fail("internal-listen-address", "must differ from listen-address")
+	}
+
+	u, err := url.Parse(r.upstream)
+	switch {
+	case err != nil:
+		fail("upstream", "not a URL: %v", err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		fail("upstream", "scheme must be http or https, got %q", u.Scheme)
+	case u.Host == "":
+		fail("upstream", "must name a host, got %q", r.upstream)
+	case u.User != nil:
+		fail("upstream", "must not carry credentials; use upstream-username and upstream-password-file")
+	case u.RawQuery != "" || u.Fragment != "":
+		fail("upstream", "must not have a query or fragment")
+	default:
+		u.Path = strings.TrimSuffix(u.Path, "/")
+		u.RawPath = strings.TrimSuffix(u.RawPath, "/")
+		c.Upstream = u
+	}
+
+	if err := c.LogLevel.UnmarshalText([]byte(r.logLevel)); err != nil {
+		fail("log-level", "must be debug, info, warn or error, got %q", r.logLevel)
+	}
+	if r.logFormat != "json" && r.logFormat != "text" {
+		fail("log-format", "must be json or text, got %q", r.logFormat)
+	}
+	for key, d := range map[string]time.Duration{
+		"shutdown-timeout":        r.shutdownTimeout,
+		"upstream-dial-timeout":   r.upstreamDialTimeout,
+		"upstream-check-interval": r.upstreamCheckInterval,
+	} {
+		if d <= 0 {
+			fail(key, "must be positive, got %s", d)
+		}
+	}
+	if r.upstreamResponseTimeout < 0 {
+		fail("upstream-response-timeout", "must not be negative, got %s", r.upstreamResponseTimeout)
+	}
+
+	if (r.upstreamUsername == "") != (r.upstreamPasswordFile == "") {
+		fail("upstream-password-file", "upstream-username and upstream-password-file go together")
+	}
+	if r.upstreamPasswordFile != "" {
+		b, err := os.ReadFile(r.upstreamPasswordFile)
+		switch {
+		case err != nil:
+			fail("upstream-password-file", "cannot read: %v", pathError(err))
+		case len(strings.TrimRight(string(b), "\r\n")) == 0:
+			fail("upstream-password-file", "file is empty")
+		default:
+			c.UpstreamPassword = strings.TrimRight(string(b), "\r\n")
+		}
+	}
+
+	tlsConf, tlsErrs := r.tlsConfig(c.Upstream)
+	errs = append(errs, tlsErrs...)
+	c.UpstreamTLS = tlsConf
+
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// tlsConfig builds the client TLS configuration for an https upstream.
+func (r *raw) tlsConfig(u *url.URL) (*tls.Config, []error) {
+	var errs []error
+	fail := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	tlsOptionSet := r.upstreamCAFile != "" || r.upstreamCertFile != "" || r.upstreamKeyFile != "" ||
+		r.upstreamServerName != "" || r.upstreamInsecureSkipVerify
+	if u == nil || u.Scheme != "https" {
+		if tlsOptionSet && u != nil {
+			fail("upstream", "TLS options are set but the upstream is not https")
+		}
+		return nil, errs
+	}
+	conf := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         r.upstreamServerName,
+		InsecureSkipVerify: r.upstreamInsecureSkipVerify, //nolint:gosec // opt-in, documented as testing only
+	}
+	if r.upstreamCAFile != "" {
+		pem, err := os.ReadFile(r.upstreamCAFile)
+		if err != nil {
+			fail("upstream-ca-file", "cannot read: %v", pathError(err))
+		} else {
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				fail("upstream-ca-file", "no PEM certificate found")
+			}
+			conf.RootCAs = pool
+		}
+	}
+	if (r.upstreamCertFile == "") != (r.upstreamKeyFile == "") {
+		fail("upstream-key-file", "upstream-cert-file and upstream-key-file go together")
+	} else if r.upstreamCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(r.upstreamCertFile, r.upstreamKeyFile)
+		if err != nil {
+			fail("upstream-cert-file", "cannot load key pair: %v", pathError(err))
+		} else {
+			conf.Certificates = []tls.Certificate{cert}
+		}
+	}
+	return conf, errs
+}
+
+// pathError keeps only the cause of a file error; the option already names
+// the file.
+func pathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# A real single-node OpenSearch 2.19.x for e2e tests, built from Maven Central jars (see README.md).
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+usage: node.sh <command>
+
+commands:
+  fetch    build the launcher and resolve the jars (mvn package + dependency:build-classpath
+           -> target/cp.txt); skipped when target/cp.txt and target/classes are newer than
+           pom.xml and src/ and every jar is present (OS_REBUILD=1 forces a rebuild)
+  start    start the node in the background (writes $OS_HOME/node.pid, log: $OS_HOME/logs/stdout.log)
+  wait     wait until HTTP is bound and cluster health is yellow (up to OS_WAIT_SECS);
+           prints "ready at http://HOST:PORT" and writes HOST:PORT to $OS_HOME/http.addr
+  stop     SIGTERM (+SIGCONT) the node this script started, SIGKILL after 30 s
+  run      fetch (if needed), start, wait, then stay in the foreground until SIGINT/SIGTERM, then stop
+  status   print the address and exit 0 if the node started from $OS_HOME is running
+  pause    SIGSTOP the node (simulate a hung upstream)
+  resume   SIGCONT the node
+
+environment:
+  OS_HOME       node home (config/, data/, logs/)    default: <this dir>/target/os-home
+  OS_HTTP_PORT  HTTP port, 0 = pick a free one       default: 0
+  OS_HEAP       -Xms/-Xmx                            default: 512m (1g with WITH_ML=1)
+  OS_FRESH      1 = wipe $OS_HOME/data on start      default: 0 (keep data across restarts)
+  OS_WAIT_SECS  timeout of "wait"                    default: 180
+  OS_JAVA_OPTS  extra JVM flags
+  OS_REBUILD    1 = force "fetch" to rebuild
+  MVN_OFFLINE   1 = run Maven with -o
+  JAVA_HOME     default: /usr/lib/jvm/java-17-openjdk-amd64 if present
+  WITH_ML=1     also unpack job-scheduler + ml-commons plugin zips into $OS_HOME/plugins (untested hook)
+  WITH_KNN=1    also unpack the k-NN zip, painless becomes a module bundle (untested hook)
+EOF
+}
+
+D=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)     # holds pom.xml + src
+if [ -z "${JAVA_HOME:-}" ] && [ -d /usr/lib/jvm/java-17-openjdk-amd64 ]; then
+  JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
+fi
+JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
+export JAVA_HOME
+W=${OS_HOME:-$D/target/os-home}
+mkdir -p "$W" && W=$(cd "$W" && pwd)                # absolute, so the pid check below matches
+PORT=${OS_HTTP_PORT:-0}
+if [ "${WITH_ML:-0}" = 1 ]; then HEAP=${OS_HEAP:-1g}; else HEAP=${OS_HEAP:-512m}; fi
+WAIT_SECS=${OS_WAIT_SECS:-180}
+CP_FILE=$D/target/cp.txt
+PID_FILE=$W/node.pid
+LOG=$W/logs/stdout.log
+OS_VERSION=2.19.6
+PAINLESS="lang-painless,opensearch-scripting-painless-spi,antlr4-runtime,asm,asm-util,asm-tree,asm-commons,asm-analysis"
+MVN=(mvn -q -B -f "$D/pom.xml")
+if [ "${MVN_OFFLINE:-0}" = 1 ]; then MVN+=(-o); fi
+
+log() { echo "node.sh: $*" >&2; }
+
+# --- fetch -----------------------------------------------------------------------------------
+
+build_is_fresh() {
+  [ "${OS_REBUILD:-0}" = 1 ] && return 1
+  [ "${WITH_ML:-0}" = 1 ] || [ "${WITH_KNN:-0}" = 1 ] && return 1
+  [ -s "$CP_FILE" ] && [ -f "$D/target/classes/e2e/TestNode.class" ] || return 1
+  [ -z "$(find "$D/pom.xml" "$D/src" -newer "$CP_FILE" -print -quit)" ] || return 1
+  [ -z "$(find "$D/src" -newer "$D/target/classes/e2e/TestNode.class" -print -quit)" ] || return 1
+  local j; local IFS=:
+  for j in $(cat "$CP_FILE"); do [ -f "$j" ] || return 1; done   # e.g. ~/.m2 wiped
+  return 0
+}
+
+fetch() {
+  if build_is_fresh; then log "build is up to date ($CP_FILE)"; return 0; fi
+  local excl=()
+  if [ "${WITH_KNN:-0}" = 1 ]; then excl=(-DexcludeArtifactIds="$PAINLESS"); fi
+  log "building launcher and resolving jars (first run downloads ~100 MB into ~/.m2)"
+  "${MVN[@]}" package dependency:build-classpath \
+    -Dmdep.outputFile="$CP_FILE" -Dmdep.includeScope=runtime "${excl[@]}"
+  touch "$CP_FILE"          # build-classpath leaves an unchanged file untouched
+  if [ "${WITH_ML:-0}" = 1 ]; then "${MVN[@]}" dependency:unpack@ml-plugins -Dnode.home="$W"; fi
+  if [ "${WITH_KNN:-0}" = 1 ]; then "${MVN[@]}" dependency:unpack@knn-plugin -Dnode.home="$W"; painless_module; fi
+  if [ -d "$W/plugins" ]; then prune_dupes; fi
+}
+
+painless_module() {         # lang-painless as a bundle (k-NN extends it)
+  local m="$W/modules/lang-painless"; mkdir -p "$m"
+  "${MVN[@]}" dependency:copy-dependencies -DincludeArtifactIds="$PAINLESS" -DoutputDirectory="$m"
+  printf '%s\n' "description=lang-painless assembled from Maven jars" "version=$OS_VERSION" "name=lang-painless" \
+    "classname=org.opensearch.painless.PainlessPlugin" "java.version=11" "opensearch.version=$OS_VERSION" \
+    > "$m/plugin-descriptor.properties"
+}
+
+prune_dupes() {             # drop plugin jars whose artifact is already on the launcher class path
+  tr ':' '\n' < "$CP_FILE" | xargs -n1 basename | sed -E 's/-[0-9][^/]*\.jar$//' | sort -u > "$W/.core-artifacts"
+  local j b
+  for j in "$W"/plugins/*/*.jar; do
+    [ -f "$j" ] || continue
+    b=$(basename "$j" | sed -E 's/-[0-9][^/]*\.jar$//')
+    if grep -qx "$b" "$W/.core-artifacts"; then log "prune $j"; rm -f "$j"; fi
+  done
+}
+
+# --- process helpers -------------------------------------------------------------------------
+
+# Prints the pid from $PID_FILE if that process is alive and is our launcher for this home.
+our_pid() {
+  local pid
+  pid=$(cat "$PID_FILE" 2>/dev/null) || return 1
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  if [ -r "/proc/$pid/cmdline" ]; then
+    tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF "e2e.TestNode $W " || return 1
+  fi
+  echo "$pid"
+}
+
+# --- start / wait / stop ---------------------------------------------------------------------
+
+start() {
+  local pid
+  if pid=$(our_pid); then log "already running (pid $pid, home $W)"; return 1; fi
+  [ -s "$CP_FILE" ] || { log "not built: run '$0 fetch' first"; return 1; }
+  if [ "${OS_FRESH:-0}" = 1 ]; then rm -rf "$W/data"; fi
+  mkdir -p "$W/config" "$W/logs"
+  rm -f "$W/logs/http.ports" "$W/http.addr" "$PID_FILE"
+  if [ -f "$LOG" ]; then mv -f "$LOG" "$LOG.prev"; fi
+  if [ "${WITH_ML:-0}" = 1 ]; then cat > "$W/config/opensearch.yml" <<'EOF'
+plugins.ml_commons.only_run_on_ml_node: false
+plugins.ml_commons.native_memory_threshold: 100
+plugins.ml_commons.jvm_heap_memory_threshold: 100
+plugins.ml_commons.disk_free_space_threshold: 0
+plugins.ml_commons.connector.private_ip_enabled: true
+plugins.ml_commons.trusted_connector_endpoints_regex: ["^http://127\\.0\\.0\\.1:[0-9]+/.*$", "^http://localhost:[0-9]+/.*$"]
+EOF
+  fi
+  local jvm=(-Xms"$HEAP" -Xmx"$HEAP" -Xss1m -Dfile.encoding=UTF-8 -Djava.awt.headless=true -Djna.nosys=true
+    -XX:-OmitStackTraceInFastThrow -XX:+ShowCodeDetailsInExceptionMessages
+    -Dio.netty.noUnsafe=true -Dio.netty.noKeySetOptimization=true -Dio.netty.recycler.maxCapacityPerThread=0
+    -Dio.netty.allocator.numDirectArenas=0 -Dlog4j.shutdownHookEnabled=false -Dlog4j2.disable.jmx=true
+    -Djava.locale.providers=SPI,COMPAT -Dopensearch.distribution.type=tar -Dopensearch.bundled_jdk=false
+    -Dopensearch.set.netty.runtime.available.processors=false -Djava.io.tmpdir="$W/tmp")
+  mkdir -p "$W/tmp"
+  # shellcheck disable=SC2206
+  local extra=(${OS_JAVA_OPTS:-})
+  nohup "$JAVA" "${jvm[@]}" "${extra[@]}" -cp "$D/target/classes:$(cat "$CP_FILE")" \
+    e2e.TestNode "$W" "$PORT" > "$LOG" 2>&1 < /dev/null &
+  NODE_PID=$!
+  echo "$NODE_PID" > "$PID_FILE"
+  log "started pid $NODE_PID (home $W, http.port $PORT, heap $HEAP)"
+}
+
+wait_ready() {
+  local pid deadline addr
+  pid=$(cat "$PID_FILE" 2>/dev/null) || { log "no pid file $PID_FILE: not started"; return 1; }
+  deadline=$((SECONDS + WAIT_SECS))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "node (pid $pid) died; last log lines:"; tail -n 60 "$LOG" >&2 || true; return 1
+    fi
+    if [ -s "$W/logs/http.ports" ]; then
+      addr=$(head -n1 "$W/logs/http.ports")
+      if curl -fsS -o /dev/null --max-time 10 "http://$addr/_cluster/health?wait_for_status=yellow&timeout=5s" 2>/dev/null; then
+        echo "$addr" > "$W/http.addr"
+        echo "ready at http://$addr"
+        return 0
+      fi
+    fi
+    sleep 0.5
+  done
+  log "timed out after ${WAIT_SECS}s; last log lines:"; tail -n 60 "$LOG" >&2 || true
+  return 1
+}
+
+stop() {
+  local pid i
+  if ! pid=$(our_pid); then rm -f "$PID_FILE"; log "not running"; return 0; fi
+  kill -TERM "$pid" 2>/dev/null || true      # shutdown hook closes the node
+  kill -CONT "$pid" 2>/dev/null || true      # in case it was paused
+  for i in $(seq 1 60); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  if kill -0 "$pid" 2>/dev/null; then log "pid $pid still alive after 30s: SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; fi
+  # reap it if it is our child (run), so the port and node.lock are free on return
+  wait "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  rm -f "$PID_FILE" "$W/http.addr"
+  log "stopped pid $pid"
+}
+
+status() {
+  local pid
+  if pid=$(our_pid); then echo "running pid $pid at http://$(cat "$W/http.addr" 2>/dev/null || echo '?')"; return 0; fi
+  echo "not running"; return 1
+}
+
+signal_node() {
+  local pid
+  pid=$(our_pid) || { log "not running"; return 1; }
+  kill "-$1" "$pid"
+}
+
+run() {
+  fetch
+  start
+  trap 'stop; exit 130' INT
+  trap 'stop; exit 143' TERM
+  if ! wait_ready; then stop; exit 1; fi
+  log "running in the foreground; Ctrl-C stops it"
+  local rc=0
+  wait "$NODE_PID" || rc=$?
+  # only reached if the node exited by itself (signals go through the traps)
+  log "node exited on its own (rc $rc); last log lines:"; tail -n 60 "$LOG" >&2 || true
+  rm -f "$PID_FILE"
+  exit 1
+}
+
+case "${1:-}" in
+  fetch)  fetch ;;
+  start)  start ;;
+  wait)   wait_ready ;;
+  stop)   stop ;;
+  run)    run ;;
+  status) status ;;
+  pause)  signal_node STOP ;;
+  resume) signal_node CONT ;;
+  -h|--help|help) usage ;;
+  *) usage >&2; exit 2 ;;
+esac

@@ -1,0 +1,145 @@
+// Package proxy is mlsidecar's transparent forwarding path: every request
+// that is not ML Commons API traffic goes to the OpenSearch cluster exactly
+// as it came (method, encoded path, raw query, headers, streamed body), and
+// the cluster's answer comes back exactly as it was sent.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TransportOptions tunes the one transport the forwarding path uses.
+type TransportOptions struct {
+	// TLS is the client TLS configuration for an https upstream. It must not
+	// carry the sidecar's own client certificate: callers' requests are
+	// forwarded with the callers' credentials only.
+	TLS             *tls.Config
+	DialTimeout     time.Duration
+	ResponseTimeout time.Duration
+}
+
+// NewTransport returns the transport for forwarded traffic: one upstream, so
+// the idle pool per host is large; compression is left entirely to the
+// client and the cluster.
+func NewTransport(o TransportOptions) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 1024
+	t.IdleConnTimeout = 90 * time.Second
+	t.ResponseHeaderTimeout = o.ResponseTimeout
+	t.DisableCompression = true
+	t.WriteBufferSize = 64 << 10
+	t.ReadBufferSize = 64 << 10
+	t.TLSClientConfig = o.TLS
+	t.Proxy = nil // the upstream is reached directly, never through HTTP_PROXY
+	return t
+}
+
+// Proxy forwards requests to one upstream.
+type Proxy struct {
+	rp      *httputil.ReverseProxy
+	log     *slog.Logger
+	metrics *metrics
+}
+
+// New returns a Proxy to upstream (scheme, host and an optional path prefix).
+func New(upstream *url.URL, transport http.RoundTripper, log *slog.Logger, reg prometheus.Registerer) *Proxy {
+	p := &Proxy{log: log, metrics: newMetrics(reg)}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(upstream)
+			// Rewrite would otherwise hand on a re-encoded query; OpenSearch
+			// must see the caller's bytes.
+			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
+			// Append to the caller's chain instead of replacing it.
+			if xff, ok := pr.In.Header["X-Forwarded-For"]; ok {
+				pr.Out.Header["X-Forwarded-For"] = xff
+			}
+			pr.SetXForwarded()
+		},
+		Transport:    transport,
+		BufferPool:   newBufferPool(),
+		ErrorHandler: p.handleError,
+		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return p
+}
+
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.rp.ServeHTTP(w, r)
+}
+
+// handleError answers for an upstream that could not be reached or did not
+// answer in time, in OpenSearch's error envelope and without naming the
+// upstream's address.
+func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		// The client went away: there is nobody to answer and nothing failed.
+		p.log.DebugContext(r.Context(), "client went away", "err", err)
+		return
+	}
+	reason := classify(err)
+	p.metrics.upstreamErrors.WithLabelValues(reason).Inc()
+	p.log.WarnContext(r.Context(), "upstream request failed", "reason", reason, "method", r.Method, "err", err)
+	if reason == reasonTimeout {
+		WriteError(w, http.StatusGatewayTimeout, "gateway_timeout_exception", "the OpenSearch cluster did not answer in time")
+		return
+	}
+	WriteError(w, http.StatusBadGateway, "bad_gateway_exception", "the OpenSearch cluster cannot be reached")
+}
+
+const (
+	reasonTimeout = "timeout"
+	reasonRefused = "refused"
+	reasonReset   = "reset"
+	reasonDNS     = "dns"
+	reasonTLS     = "tls"
+	reasonOther   = "other"
+)
+
+// classify names an upstream failure with a bounded label.
+func classify(err error) string {
+	var netErr net.Error
+	var dnsErr *net.DNSError
+	var certErr *tls.CertificateVerificationError
+	var recordErr tls.RecordHeaderError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return reasonTimeout
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return reasonRefused
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return reasonReset
+	case errors.As(err, &dnsErr):
+		return reasonDNS
+	case errors.As(err, &certErr), errors.As(err, &recordErr):
+		return reasonTLS
+	default:
+		return reasonOther
+	}
+}
+
+// bufferPool lends ReverseProxy its copy buffers so streaming large bodies
+// allocates nothing per request.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (bp *bufferPool) Get() []byte  { return *(bp.p.Get().(*[]byte)) }
+func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }
