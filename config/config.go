@@ -156,10 +156,16 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, 
 			}
 		}
 	}
+	// Options that failed to parse keep their defaults, so validating the
+	// rest still reports every other problem in the same run.
+	c, err := r.complete()
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return r.complete()
+	return c, nil
 }
 
 // readFile decodes a YAML mapping of option names to scalar values.

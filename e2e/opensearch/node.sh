@@ -50,10 +50,12 @@ PID_FILE=$W/node.pid
 LOG=$W/logs/stdout.log
 OS_VERSION=2.19.6
 PAINLESS="lang-painless,opensearch-scripting-painless-spi,antlr4-runtime,asm,asm-util,asm-tree,asm-commons,asm-analysis"
-MVN=(mvn -q -B -f "$D/pom.xml")
+MVN=(mvn -q -B -Dstyle.color=never -f "$D/pom.xml")
 if [ "${MVN_OFFLINE:-0}" = 1 ]; then MVN+=(-o); fi
 
 log() { echo "node.sh: $*" >&2; }
+# Maven 3.8 prints stray ANSI resets even with -q -B; strip them (pipefail keeps mvn's exit code).
+mvn_() { "${MVN[@]}" "$@" 2>&1 | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^$/d' >&2; }
 
 # --- fetch -----------------------------------------------------------------------------------
 
@@ -73,17 +75,17 @@ fetch() {
   local excl=()
   if [ "${WITH_KNN:-0}" = 1 ]; then excl=(-DexcludeArtifactIds="$PAINLESS"); fi
   log "building launcher and resolving jars (first run downloads ~100 MB into ~/.m2)"
-  "${MVN[@]}" package dependency:build-classpath \
+  mvn_ package dependency:build-classpath \
     -Dmdep.outputFile="$CP_FILE" -Dmdep.includeScope=runtime "${excl[@]}"
   touch "$CP_FILE"          # build-classpath leaves an unchanged file untouched
-  if [ "${WITH_ML:-0}" = 1 ]; then "${MVN[@]}" dependency:unpack@ml-plugins -Dnode.home="$W"; fi
-  if [ "${WITH_KNN:-0}" = 1 ]; then "${MVN[@]}" dependency:unpack@knn-plugin -Dnode.home="$W"; painless_module; fi
+  if [ "${WITH_ML:-0}" = 1 ]; then mvn_ dependency:unpack@ml-plugins -Dnode.home="$W"; fi
+  if [ "${WITH_KNN:-0}" = 1 ]; then mvn_ dependency:unpack@knn-plugin -Dnode.home="$W"; painless_module; fi
   if [ -d "$W/plugins" ]; then prune_dupes; fi
 }
 
 painless_module() {         # lang-painless as a bundle (k-NN extends it)
   local m="$W/modules/lang-painless"; mkdir -p "$m"
-  "${MVN[@]}" dependency:copy-dependencies -DincludeArtifactIds="$PAINLESS" -DoutputDirectory="$m"
+  mvn_ dependency:copy-dependencies -DincludeArtifactIds="$PAINLESS" -DoutputDirectory="$m"
   printf '%s\n' "description=lang-painless assembled from Maven jars" "version=$OS_VERSION" "name=lang-painless" \
     "classname=org.opensearch.painless.PainlessPlugin" "java.version=11" "opensearch.version=$OS_VERSION" \
     > "$m/plugin-descriptor.properties"

@@ -8,9 +8,11 @@ import org.opensearch.node.Node;
 import org.opensearch.plugins.Plugin;
 
 import java.io.InputStream;
+import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Collections;
@@ -55,19 +57,19 @@ public final class TestNode {
             System.err.println("usage: e2e.TestNode <home> [<http-port>|0]");
             System.exit(2);
         }
+        PrintStream out = System.out; // the raw stdout, whatever logging does to System.out later
         LogConfigurator.registerErrorListener(); // must precede any log4j use
+        LogConfigurator.setNodeName("node-0"); // for %node_name, as Bootstrap does
         Path home = Paths.get(args[0]).toAbsolutePath().normalize();
         String port = args.length > 1 ? args[1] : "0";
         Path conf = home.resolve("config");
         Path logs = home.resolve("logs");
         Files.createDirectories(conf);
         Files.createDirectories(logs);
-        Path l4j = conf.resolve("log4j2.properties");
-        if (!Files.exists(l4j)) {
-            // kept off the class-path root on purpose: log4j would auto-load it before LogConfigurator
-            try (InputStream in = TestNode.class.getResourceAsStream("/e2e/log4j2.properties")) {
-                Files.copy(in, l4j);
-            }
+        // Rewritten on every start. Kept off the class-path root on purpose: log4j would auto-load it
+        // before LogConfigurator and any error there aborts LogConfigurator.configure.
+        try (InputStream in = TestNode.class.getResourceAsStream("/e2e/log4j2.properties")) {
+            Files.copy(in, conf.resolve("log4j2.properties"), StandardCopyOption.REPLACE_EXISTING);
         }
         Path portsFile = logs.resolve("http.ports");
         Files.deleteIfExists(portsFile);
@@ -122,8 +124,8 @@ public final class TestNode {
             System.out.flush();
             Runtime.getRuntime().halt(1); // don't run the shutdown hook against a half-built node
         }
-        System.out.println("OPENSEARCH_HTTP=" + Files.readAllLines(portsFile).get(0));
-        System.out.flush();
+        out.println("OPENSEARCH_HTTP=" + Files.readAllLines(portsFile).get(0));
+        out.flush();
         stopped.await(); // OpenSearch threads are daemon threads: keep the JVM alive
     }
 }

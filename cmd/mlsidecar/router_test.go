@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/mlsidecar/mlsidecar/mlcommons"
+)
+
+func TestRouterKeepsMLTrafficFromTheUpstream(t *testing.T) {
+	forwarded := make(chan string, 1)
+	fwd := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		forwarded <- r.RequestURI
+		io.WriteString(w, "from upstream")
+	})
+	log := slog.New(slog.DiscardHandler)
+	mw := newMiddleware(newRouter(mlcommons.New(log), fwd), log, prometheus.NewRegistry())
+	srv := httptest.NewServer(mw)
+	t.Cleanup(srv.Close)
+
+	tests := []struct {
+		method, target string
+		wantML         bool
+	}{
+		{"GET", "/_plugins/_ml", true},
+		{"GET", "/_plugins/_ml/", true},
+		{"POST", "/_plugins/_ml/models/_search", true},
+		{"DELETE", "/_plugins/_ml/tasks/abc?pretty", true},
+		{"GET", "/_plugins/%5Fml/models/x", true},
+		{"GET", "/_plugins%2F_ml/models/x", true},
+		{"GET", "//_plugins/_ml/models/x", true},
+		{"GET", "/_plugins/./_ml/stats", true},
+		{"GET", "/x/../_plugins/_ml/stats", true},
+		{"HEAD", "/_plugins/_ml/connectors/_search", true},
+		{"GET", "/_plugins/_mlx", false},
+		{"GET", "/_plugins/_security/authinfo", false},
+		{"GET", "/_PLUGINS/_ML/stats", false},
+		{"GET", "/my_ml_index/_search", false},
+		{"GET", "/", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.target, func(t *testing.T) {
+			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: x\r\n\r\n", tt.method, tt.target)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: tt.method})
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			select {
+			case uri := <-forwarded:
+				if tt.wantML {
+					t.Fatalf("ML request reached the upstream as %q", uri)
+				}
+			default:
+				if !tt.wantML {
+					t.Fatalf("request was not forwarded; got %d %s", resp.StatusCode, body)
+				}
+				if resp.StatusCode != http.StatusBadRequest {
+					t.Errorf("status = %d, want 400", resp.StatusCode)
+				}
+				want := fmt.Sprintf(`{"error":"no handler found for uri [%s] and method [%s]"}`, tt.target, tt.method)
+				if tt.method == "HEAD" {
+					want = ""
+				}
+				if string(body) != want {
+					t.Errorf("body = %s, want %s", body, want)
+				}
+			}
+		})
+	}
+
+	if got := testutil.ToFloat64(mw.metrics.requests.WithLabelValues("ml", "GET", "400")); got != 7 {
+		t.Errorf("requests{ml,GET,400} = %v, want 7", got)
+	}
+	if got := testutil.ToFloat64(mw.metrics.requests.WithLabelValues("proxy", "GET", "200")); got != 5 {
+		t.Errorf("requests{proxy,GET,200} = %v, want 5", got)
+	}
+}
+
+func TestMiddlewareRequestIDInLogs(t *testing.T) {
+	var logs strings.Builder
+	log := newLogger(&logs, slog.LevelDebug, "json")
+	h := newMiddleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		log.InfoContext(r.Context(), "inside")
+	}), log, prometheus.NewRegistry())
+
+	req := httptest.NewRequest("GET", "/idx/_search?api_key=secret", nil)
+	req.Header.Set("X-Opaque-Id", "opaque-42")
+	req.Header.Set("Authorization", "Basic c2VjcmV0")
+	h.ServeHTTP(httptest.NewRecorder(), req)
+
+	out := logs.String()
+	if got := strings.Count(out, `"request_id":"opaque-42"`); got != 2 {
+		t.Errorf("request id appears %d times, want 2 (handler line and access line):\n%s", got, out)
+	}
+	for _, secret := range []string{"secret", "c2VjcmV0", "Authorization"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("log contains %q:\n%s", secret, out)
+		}
+	}
+
+	logs.Reset()
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	if !strings.Contains(logs.String(), `"request_id":"`) {
+		t.Errorf("no generated request id in %s", logs.String())
+	}
+}
+
+func TestMiddlewareRecoversPanics(t *testing.T) {
+	h := newMiddleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		panic("boom")
+	}), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
+	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), `"status":500`) {
+		t.Errorf("got %d %s, want a 500 OpenSearch error", rec.Code, rec.Body)
+	}
+
+	abort := newMiddleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		panic(http.ErrAbortHandler)
+	}), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	defer func() {
+		if p := recover(); p != http.ErrAbortHandler {
+			t.Errorf("recovered %v, want http.ErrAbortHandler re-panicked", p)
+		}
+	}()
+	abort.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/x", nil))
+}
