@@ -225,7 +225,7 @@ func (r *raw) complete() (*Config, error) {
 			fail(key, "must be host:port, got %q", addr)
 		}
 	}
-	if r.listenAddress == r.internalListenAddress {
+	if r.listenAddress == r.internalListenAddress && !strings.HasSuffix(r.listenAddress, ":0") {
 		fail("internal-listen-address", "must differ from listen-address")
 	}
 

@@ -39,7 +39,7 @@ func noHandler(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // OpenSearch writes <, > and & as they are
 	_ = enc.Encode(map[string]string{
-		"error": fmt.Sprintf("no handler found for uri [%s] and method [%s]", r.RequestURI, r.Method),
+		"error": fmt.Sprintf("no handler found for uri [%s] and method [%s]", r.URL.Path, r.Method),
 	})
 	body := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")

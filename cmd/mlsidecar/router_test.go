@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -73,7 +74,12 @@ func TestRouterKeepsMLTrafficFromTheUpstream(t *testing.T) {
 				if resp.StatusCode != http.StatusBadRequest {
 					t.Errorf("status = %d, want 400", resp.StatusCode)
 				}
-				want := fmt.Sprintf(`{"error":"no handler found for uri [%s] and method [%s]"}`, tt.target, tt.method)
+				// OpenSearch names the decoded path, without the query.
+				u, err := url.ParseRequestURI(tt.target)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := fmt.Sprintf(`{"error":"no handler found for uri [%s] and method [%s]"}`, u.Path, tt.method)
 				if tt.method == "HEAD" {
 					want = ""
 				}

@@ -103,12 +103,20 @@ prune_dupes() {             # drop plugin jars whose artifact is already on the 
 
 # --- process helpers -------------------------------------------------------------------------
 
+# True if pid is running (a zombie, exited but not yet reaped by its parent, counts as gone).
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local st
+  st=$(sed -E 's/^[0-9]+ \(.*\) (.).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 0
+  [ "$st" != Z ]
+}
+
 # Prints the pid from $PID_FILE if that process is alive and is our launcher for this home.
 our_pid() {
   local pid
   pid=$(cat "$PID_FILE" 2>/dev/null) || return 1
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
+  alive "$pid" || return 1
   if [ -r "/proc/$pid/cmdline" ]; then
     tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF "e2e.TestNode $W " || return 1
   fi
@@ -155,7 +163,7 @@ wait_ready() {
   pid=$(cat "$PID_FILE" 2>/dev/null) || { log "no pid file $PID_FILE: not started"; return 1; }
   deadline=$((SECONDS + WAIT_SECS))
   while [ "$SECONDS" -lt "$deadline" ]; do
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! alive "$pid"; then
       log "node (pid $pid) died; last log lines:"; tail -n 60 "$LOG" >&2 || true; return 1
     fi
     if [ -s "$W/logs/http.ports" ]; then
@@ -177,14 +185,16 @@ stop() {
   if ! pid=$(our_pid); then rm -f "$PID_FILE"; log "not running"; return 0; fi
   kill -TERM "$pid" 2>/dev/null || true      # shutdown hook closes the node
   kill -CONT "$pid" 2>/dev/null || true      # in case it was paused
-  for i in $(seq 1 60); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.5
+  for i in $(seq 1 150); do
+    alive "$pid" || break
+    sleep 0.2
   done
-  if kill -0 "$pid" 2>/dev/null; then log "pid $pid still alive after 30s: SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; fi
+  if alive "$pid"; then
+    log "pid $pid still alive after 30s: SIGKILL"; kill -KILL "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do alive "$pid" || break; sleep 0.1; done
+  fi
   # reap it if it is our child (run), so the port and node.lock are free on return
   wait "$pid" 2>/dev/null || true
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
   rm -f "$PID_FILE" "$W/http.addr"
   log "stopped pid $pid"
 }

@@ -57,7 +57,9 @@ public final class TestNode {
             System.err.println("usage: e2e.TestNode <home> [<http-port>|0]");
             System.exit(2);
         }
-        PrintStream out = System.out; // the raw stdout, whatever logging does to System.out later
+        // the raw streams: OpenSearch's logging setup redirects System.out/err into log4j later
+        PrintStream out = System.out;
+        PrintStream err = System.err;
         LogConfigurator.registerErrorListener(); // must precede any log4j use
         LogConfigurator.setNodeName("node-0"); // for %node_name, as Bootstrap does
         Path home = Paths.get(args[0]).toAbsolutePath().normalize();
@@ -110,18 +112,19 @@ public final class TestNode {
                 try {
                     node.close();
                     if (!node.awaitClose(30, TimeUnit.SECONDS)) {
-                        System.err.println("node did not close within 30s");
+                        err.println("node did not close within 30s");
                     }
                 } catch (Exception e) {
-                    e.printStackTrace();
+                    e.printStackTrace(err);
                 } finally {
                     stopped.countDown();
                 }
             }, "testnode-shutdown"));
             node.start(); // returns once cluster-manager is elected and HTTP is bound
         } catch (Throwable t) {
-            t.printStackTrace();
-            System.out.flush();
+            err.println("TestNode: startup failed: " + t);
+            t.printStackTrace(err);
+            err.flush();
             Runtime.getRuntime().halt(1); // don't run the shutdown hook against a half-built node
         }
         out.println("OPENSEARCH_HTTP=" + Files.readAllLines(portsFile).get(0));

@@ -1,0 +1,41 @@
+# The README's two commands: `make run` and `make test`.
+SHELL := /bin/bash
+GO      ?= go
+BIN     := bin/mlsidecar
+PKGS     = $(shell $(GO) list ./... | grep -v /e2e)
+
+.PHONY: all build run test vet unit e2e fuzz bench-proxy clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/mlsidecar
+
+# A local OpenSearch node on :9200 and mlsidecar on :9201; Ctrl-C stops both.
+run: build
+	bash deploy/local/run.sh
+
+# go vet, the unit tests with the race detector, then the e2e suite against
+# the real binary and a real OpenSearch node.
+test: vet unit e2e
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 $(PKGS)
+
+e2e: build
+	bash e2e/opensearch/node.sh fetch
+	MLSIDECAR_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 40m -v ./e2e/... 2>&1 | grep -v '^=== \(RUN\|PAUSE\|CONT\)'; exit $${PIPESTATUS[0]}
+
+# Each fuzz target for FUZZTIME (not part of `make test`).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./config -run '^$$' -fuzz FuzzLoadFile -fuzztime $(FUZZTIME)
+
+bench-proxy: build
+	bash e2e/bench/proxy.sh
+
+clean:
+	rm -rf bin e2e/opensearch/target .run
