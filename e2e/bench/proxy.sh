@@ -18,7 +18,7 @@
 #   BENCH_SEARCH_THREADS / BENCH_SEARCH_CONNS               default 2 / 16
 #   BENCH_BULK_THREADS / BENCH_BULK_CONNS                   default 2 / 4
 #   BENCH_BULK_DOCS  documents per _bulk request            default 1000
-#   OS_HOME, OS_HEAP as for node.sh                         default e2e/opensearch/target/bench-home, 1g
+#   OS_HEAP          as for node.sh                         default 1g
 #   BENCH_KEEP_TMP=1 keep the temp dir (configs, logs, raw wrk output)
 set -euo pipefail
 export LC_ALL=C   # decimal points in printf/awk
@@ -34,7 +34,6 @@ SEARCH_CONNS=${BENCH_SEARCH_CONNS:-16}
 BULK_THREADS=${BENCH_BULK_THREADS:-2}
 BULK_CONNS=${BENCH_BULK_CONNS:-4}
 BULK_DOCS=${BENCH_BULK_DOCS:-1000}
-export OS_HOME=${OS_HOME:-$ROOT/e2e/opensearch/target/bench-home}
 export OS_HEAP=${OS_HEAP:-1g}
 export OS_HTTP_PORT=0   # a free port, whatever the caller's environment says
 export OS_FRESH=1       # empty data directory: every run starts from the same state
@@ -64,7 +63,10 @@ fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/bench-proxy.XXXXXX")
 # nginx workers drop root privileges (user nobody) and must reach the files in here.
 chmod 755 "$TMP"
-NODE_STARTED=0
+# The node's home lives here too, not under e2e/opensearch/target/, which "mvn clean" (run by
+# node.sh fetch or by hand) may delete under a running node.
+export OS_HOME=$TMP/os-home
+NODE_PID=
 SIDECAR_PID=
 NGINX_PID=
 
@@ -80,7 +82,15 @@ cleanup() {
   fi
   if [ -n "$NGINX_PID" ]; then kill -TERM "$NGINX_PID" 2>/dev/null; wait "$NGINX_PID" 2>/dev/null; fi
   if [ -n "$SIDECAR_PID" ]; then kill -TERM "$SIDECAR_PID" 2>/dev/null; wait "$SIDECAR_PID" 2>/dev/null; fi
-  if [ "$NODE_STARTED" = 1 ]; then bash "$NODE_SH" stop >/dev/null 2>&1; fi
+  if [ -n "$NODE_PID" ]; then
+    bash "$NODE_SH" stop >/dev/null 2>&1
+    # node.sh finds the node by its pid file; should that be gone, stop it by pid.
+    if kill -0 "$NODE_PID" 2>/dev/null; then
+      kill -TERM "$NODE_PID" 2>/dev/null
+      for _ in $(seq 1 60); do kill -0 "$NODE_PID" 2>/dev/null || break; sleep 0.5; done
+      kill -KILL "$NODE_PID" 2>/dev/null
+    fi
+  fi
   if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then say "kept $TMP"; else rm -rf "$TMP"; fi
   exit "$rc"
 }
@@ -133,9 +143,8 @@ proxy_pids() {
 
 say "starting the OpenSearch node (OS_HOME=$OS_HOME, heap $OS_HEAP)"
 bash "$NODE_SH" fetch >&2
-bash "$NODE_SH" stop >/dev/null 2>&1 || true   # a node left over from an interrupted run
 bash "$NODE_SH" start >&2
-NODE_STARTED=1
+NODE_PID=$(cat "$OS_HOME/node.pid")
 bash "$NODE_SH" wait >&2
 NODE_ADDR=$(cat "$OS_HOME/http.addr")
 NODE_URL=http://$NODE_ADDR
@@ -330,6 +339,7 @@ for w in "${WORKLOADS[@]}"; do
     wrk_run "$target" "$w" "$DURATION" "$out"
     t1=$(cpu_ticks "${pids[@]}")
     grep -q '^BENCH_RESULT ' "$out" || die "no BENCH_RESULT line from wrk for $w via $target: $(cat "$out")"
+    [ "$(field requests "$out")" -gt 0 ] || die "no request completed in $w via $target: $(cat "$out")"
     RPS[$target,$w]=$(field rps "$out")
     P50[$target,$w]=$(field p50_ms "$out")
     P99[$target,$w]=$(field p99_ms "$out")

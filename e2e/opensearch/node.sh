@@ -74,7 +74,7 @@ fetch() {
   if build_is_fresh; then log "build is up to date ($CP_FILE)"; return 0; fi
   local excl=()
   if [ "${WITH_KNN:-0}" = 1 ]; then excl=(-DexcludeArtifactIds="$PAINLESS"); fi
-  log "building launcher and resolving jars (first run downloads ~100 MB into ~/.m2)"
+  log "building launcher and resolving jars (a first run downloads ~90 MB into ~/.m2)"
   mvn_ package dependency:build-classpath \
     -Dmdep.outputFile="$CP_FILE" -Dmdep.includeScope=runtime "${excl[@]}"
   touch "$CP_FILE"          # build-classpath leaves an unchanged file untouched
