@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -50,6 +51,20 @@ type Config struct {
 	LogLevel        slog.Level
 	LogFormat       string
 	ShutdownTimeout time.Duration
+
+	// IndexPrefix starts the name of every index the sidecar owns.
+	IndexPrefix string
+	// MasterKeys are read from MasterKeyFile; empty means the key stored in
+	// the config index (created on first start) encrypts credentials.
+	MasterKeyFile string
+	MasterKeys    []byte
+	// TrustedEndpoints are the regexes an outbound URL must match; nil means
+	// ML Commons' default list.
+	TrustedEndpoints      []string
+	AllowPrivateEndpoints bool
+	MaxRequestBodyBytes   int64
+	NodeID                string
+	AuthCacheTTL          time.Duration
 }
 
 // raw holds the options exactly as given, before parsing and validation.
@@ -66,6 +81,29 @@ type raw struct {
 
 	logLevel, logFormat string
 	shutdownTimeout     time.Duration
+
+	indexPrefix, masterKeyFile, nodeID string
+	trustedEndpoints                   stringList
+	allowPrivateEndpoints              bool
+	maxRequestBodyBytes                int64
+	authCacheTTL                       time.Duration
+}
+
+// stringList is a repeatable flag; the first value given replaces the
+// default list.
+type stringList struct {
+	values []string
+	set    bool
+}
+
+func (l *stringList) String() string { return strings.Join(l.values, ",") }
+
+func (l *stringList) Set(v string) error {
+	if !l.set {
+		l.values, l.set = nil, true
+	}
+	l.values = append(l.values, v)
+	return nil
 }
 
 func (r *raw) flagSet(out io.Writer) *flag.FlagSet {
@@ -88,6 +126,13 @@ func (r *raw) flagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&r.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&r.logFormat, "log-format", "json", "json or text")
 	fs.DurationVar(&r.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may drain after SIGTERM")
+	fs.StringVar(&r.indexPrefix, "index-prefix", ".mlsidecar-", "prefix of the hidden indices holding connectors, models, model groups, tasks and config")
+	fs.StringVar(&r.masterKeyFile, "master-key-file", "", "file of credential encryption keys, one \"<id>:<base64 of 32 bytes>\" per line, newest last; empty: a key kept in the config index")
+	fs.Var(&r.trustedEndpoints, "trusted-endpoint-regex", "regex a connector URL must match as a whole (repeatable; default: ML Commons' list)")
+	fs.BoolVar(&r.allowPrivateEndpoints, "allow-private-endpoints", false, "let connectors reach loopback, private and link-local addresses")
+	fs.Int64Var(&r.maxRequestBodyBytes, "max-request-body-bytes", 10<<20, "largest ML API request body; larger ones get 413")
+	fs.StringVar(&r.nodeID, "node-id", "", "name of this sidecar where ML Commons names a node (default: the host name)")
+	fs.DurationVar(&r.authCacheTTL, "auth-cache-ttl", 30*time.Second, "how long the cluster's verdict on an ML caller's credentials is reused")
 	return fs
 }
 
@@ -152,7 +197,9 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, 
 				errs = append(errs, fmt.Errorf("%s: unknown option in %s", k, r.configFile))
 			case explicit[k] || fromEnv[k]:
 			default:
-				set(k, values[k], "file "+r.configFile)
+				for _, v := range values[k] {
+					set(k, v, "file "+r.configFile)
+				}
 			}
 		}
 	}
@@ -168,8 +215,9 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, 
 	return c, nil
 }
 
-// readFile decodes a YAML mapping of option names to scalar values.
-func readFile(path string) (map[string]string, error) {
+// readFile decodes a YAML mapping of option names to values (lists for
+// repeatable options).
+func readFile(path string) (map[string][]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -178,15 +226,26 @@ func readFile(path string) (map[string]string, error) {
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	out := make(map[string]string, len(doc))
+	out := make(map[string][]string, len(doc))
 	for k, n := range doc {
-		if n.Kind != yaml.ScalarNode {
-			return nil, fmt.Errorf("%s: option %s must be a single value", path, k)
+		switch n.Kind {
+		case yaml.ScalarNode:
+			out[k] = []string{n.Value}
+		case yaml.SequenceNode:
+			for _, item := range n.Content {
+				if item.Kind != yaml.ScalarNode {
+					return nil, fmt.Errorf("%s: option %s must be a list of values", path, k)
+				}
+				out[k] = append(out[k], item.Value)
+			}
+		default:
+			return nil, fmt.Errorf("%s: option %s must be a value or a list of values", path, k)
 		}
-		out[k] = n.Value
 	}
 	return out, nil
 }
+
+var indexPrefixRe = regexp.MustCompile(`^[a-z0-9._-]{1,40}$`)
 
 // unwrapFlagErr drops the flag package's own prefix so messages read once.
 func unwrapFlagErr(err error) error {
@@ -214,6 +273,13 @@ func (r *raw) complete() (*Config, error) {
 		UpstreamCheckInterval:      r.upstreamCheckInterval,
 		LogFormat:                  r.logFormat,
 		ShutdownTimeout:            r.shutdownTimeout,
+		IndexPrefix:                r.indexPrefix,
+		MasterKeyFile:              r.masterKeyFile,
+		TrustedEndpoints:           r.trustedEndpoints.values,
+		AllowPrivateEndpoints:      r.allowPrivateEndpoints,
+		MaxRequestBodyBytes:        r.maxRequestBodyBytes,
+		NodeID:                     r.nodeID,
+		AuthCacheTTL:               r.authCacheTTL,
 	}
 	var errs []error
 	fail := func(key, format string, a ...any) {
@@ -278,6 +344,35 @@ func (r *raw) complete() (*Config, error) {
 			fail("upstream-password-file", "file is empty")
 		default:
 			c.UpstreamPassword = strings.TrimRight(string(b), "\r\n")
+		}
+	}
+
+	if !indexPrefixRe.MatchString(r.indexPrefix) {
+		fail("index-prefix", "must be lower-case letters, digits, '.', '-' or '_', got %q", r.indexPrefix)
+	}
+	if r.masterKeyFile != "" {
+		b, err := os.ReadFile(r.masterKeyFile)
+		if err != nil {
+			fail("master-key-file", "cannot read: %v", pathError(err))
+		}
+		c.MasterKeys = b
+	}
+	for _, re := range r.trustedEndpoints.values {
+		if _, err := regexp.Compile(re); err != nil {
+			fail("trusted-endpoint-regex", "%q does not compile: %v", re, err)
+		}
+	}
+	if r.maxRequestBodyBytes < 1024 {
+		fail("max-request-body-bytes", "must be at least 1024, got %d", r.maxRequestBodyBytes)
+	}
+	if r.authCacheTTL < 0 {
+		fail("auth-cache-ttl", "must not be negative, got %s", r.authCacheTTL)
+	}
+	if c.NodeID == "" {
+		if h, err := os.Hostname(); err == nil {
+			c.NodeID = h
+		} else {
+			c.NodeID = "mlsidecar"
 		}
 	}
 

@@ -185,6 +185,14 @@ func startSidecar(t *testing.T, extraArgs ...string) *sidecar {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("mlsidecar did not start:\n%s", s.logs)
 	}
+	// Ready means the upstream answers and the ML indices and keys exist.
+	deadline := time.Now().Add(60 * time.Second)
+	for s.readyStatus(t) != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatalf("mlsidecar never became ready:\n%s", s.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	return s
 }
 

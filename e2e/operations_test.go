@@ -175,7 +175,7 @@ func TestMetricsAndLogs(t *testing.T) {
 		}
 	}
 	for i := 0; i < 2; i++ {
-		do(t, "GET", sc.url+"/_plugins/_ml/stats", nil, secret)
+		do(t, "GET", sc.url+"/_plugins/_ml/agents/x", nil, secret)
 	}
 
 	if got := sc.metric(t, "mlsidecar_http_requests_total", proxyLabels) - proxyBefore; got != 3 {

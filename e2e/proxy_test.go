@@ -211,13 +211,13 @@ func TestRawRequestsMatchTheNode(t *testing.T) {
 	}
 }
 
-// Given a sidecar, when an ML Commons route it does not serve yet is called,
+// Given a sidecar, when an ML Commons route it does not serve is called,
 // then the answer is byte for byte what OpenSearch gives for a route it does
 // not know (this node has no ML plugin, so it shows the reference answer).
 func TestUnknownMLRouteAnswersLikeOpenSearch(t *testing.T) {
 	sc := startSidecar(t)
-	for _, target := range []string{"/_plugins/_ml/models/abc", "/_plugins/_ml/connectors/_search?pretty=false",
-		"/_plugins/%5Fml/models/a%2Fb%20c?x=%41"} {
+	for _, target := range []string{"/_plugins/_ml/agents/abc", "/_plugins/_ml/nothing/_search?pretty=false",
+		"/_plugins/%5Fml/nothing/a%2Fb%20c?x=%41"} {
 		req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n", target)
 		wantStatus, wantHeader, wantBody := rawExchange(t, node.url(), req)
 		gotStatus, gotHeader, gotBody := rawExchange(t, sc.url, req)

@@ -44,10 +44,11 @@ type readiness struct {
 	upstreamUp atomic.Bool
 	stopping   atomic.Bool
 	upGauge    prometheus.Gauge
+	mlReady    func() bool
 }
 
-func newReadiness(reg prometheus.Registerer) *readiness {
-	r := &readiness{upGauge: prometheus.NewGauge(prometheus.GaugeOpts{
+func newReadiness(reg prometheus.Registerer, mlReady func() bool) *readiness {
+	r := &readiness{mlReady: mlReady, upGauge: prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "mlsidecar_upstream_up",
 		Help: "1 while the upstream OpenSearch cluster answers the readiness check.",
 	})}
@@ -61,6 +62,8 @@ func (r *readiness) notReadyReason() string {
 		return "shutting down"
 	case !r.upstreamUp.Load():
 		return "upstream OpenSearch cluster does not answer"
+	case !r.mlReady():
+		return "ML Commons indices or master key not ready"
 	}
 	return ""
 }

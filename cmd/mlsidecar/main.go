@@ -21,7 +21,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mlsidecar/mlsidecar/config"
+	"github.com/mlsidecar/mlsidecar/indexstore"
 	"github.com/mlsidecar/mlsidecar/mlcommons"
+	"github.com/mlsidecar/mlsidecar/mlcommons/auth"
+	"github.com/mlsidecar/mlsidecar/mlcommons/crypto"
+	"github.com/mlsidecar/mlsidecar/mlcommons/outbound"
 	"github.com/mlsidecar/mlsidecar/proxy"
 )
 
@@ -67,10 +71,35 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ResponseTimeout: cfg.UpstreamResponseTimeout,
 	}), log, reg)
 
-	ml := mlcommons.New(log)
-	handler := newMiddleware(newRouter(ml, fwd), log, reg)
+	store, err := indexstore.New(indexstore.Options{
+		Upstream: cfg.Upstream, TLS: cfg.UpstreamTLS,
+		Username: cfg.UpstreamUsername, Password: cfg.UpstreamPassword, Prefix: cfg.IndexPrefix,
+	})
+	if err != nil {
+		return err
+	}
+	trusted := cfg.TrustedEndpoints
+	if trusted == nil {
+		trusted = outbound.DefaultTrustedEndpoints()
+	}
+	guard, err := outbound.New(outbound.Options{TrustedEndpoints: trusted, AllowPrivate: cfg.AllowPrivateEndpoints, Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("trusted-endpoint-regex: %w", err)
+	}
+	ml := mlcommons.New(mlcommons.Options{
+		Store: store, Guard: guard, NodeID: cfg.NodeID, MaxBodyBytes: cfg.MaxRequestBodyBytes, Logger: log,
+	})
+	// The caller's credentials go to the cluster for the check, so this
+	// client must not present the sidecar's own certificate either.
+	authn := auth.New(auth.Options{
+		Upstream: cfg.Upstream, Client: &http.Client{Transport: proxy.NewTransport(proxy.TransportOptions{
+			TLS: proxyTLS, DialTimeout: cfg.UpstreamDialTimeout, ResponseTimeout: 10 * time.Second,
+		})},
+		TTL: cfg.AuthCacheTTL, Registerer: reg, Logger: log,
+	})
+	handler := newMiddleware(newRouter(ml, authn.Middleware, fwd), log, reg)
 
-	ready := newReadiness(reg)
+	ready := newReadiness(reg, ml.Ready)
 	checker := &upstreamChecker{
 		client:   newServiceClient(cfg),
 		upstream: cfg.Upstream,
@@ -109,6 +138,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer close(checkDone)
 		checker.run(checkCtx)
 	}()
+	initDone := make(chan struct{})
+	go func() {
+		defer close(initDone)
+		initML(checkCtx, store, ml, cfg.MasterKeys, log)
+	}()
 
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- mainSrv.Serve(mainLn) }()
@@ -135,6 +169,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	stopCheck()
 	<-checkDone
+	<-initDone
 	internalCtx, cancelInternal := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancelInternal()
 	if err := internalSrv.Shutdown(internalCtx); err != nil {
@@ -142,4 +177,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("stopped")
 	return runErr
+}
+
+// initML creates the sidecar's indices and loads the credential keys,
+// retrying until it succeeds (the cluster may not be up yet); the ML API and
+// readiness wait for it.
+func initML(ctx context.Context, store *indexstore.Store, ml *mlcommons.API, keyFile []byte, log *slog.Logger) {
+	backoff := 500 * time.Millisecond
+	for {
+		err := store.EnsureIndices(ctx)
+		if err == nil {
+			var keys *crypto.Keyring
+			keys, err = mlcommons.LoadKeyring(ctx, store, keyFile, func() int64 { return time.Now().UnixMilli() }, log)
+			if err == nil {
+				ml.SetKeyring(keys)
+				log.Info("ML Commons API ready")
+				return
+			}
+		}
+		log.Warn("ML Commons API not ready yet; retrying", "err", err, "retry_in", backoff.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
 }

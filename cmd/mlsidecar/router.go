@@ -16,9 +16,12 @@ const mlPrefix = "/_plugins/_ml"
 // newRouter sends ML Commons traffic to ml and everything else to fwd. The ML
 // subrouter answers every request it receives, so none of it can fall through
 // to the cluster.
-func newRouter(ml *mlcommons.API, fwd http.Handler) *mux.Router {
+// Every ML route runs behind authn.
+func newRouter(ml *mlcommons.API, authn mux.MiddlewareFunc, fwd http.Handler) *mux.Router {
 	r := mux.NewRouter().SkipClean(true).UseEncodedPath()
-	ml.Register(r.MatcherFunc(func(req *http.Request, _ *mux.RouteMatch) bool { return isML(req) }).Subrouter())
+	sub := r.MatcherFunc(func(req *http.Request, _ *mux.RouteMatch) bool { return isML(req) }).Subrouter()
+	sub.Use(authn)
+	ml.Register(sub)
 	r.NewRoute().Handler(fwd)
 	return r
 }

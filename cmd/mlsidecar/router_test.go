@@ -25,29 +25,35 @@ func TestRouterKeepsMLTrafficFromTheUpstream(t *testing.T) {
 		io.WriteString(w, "from upstream")
 	})
 	log := slog.New(slog.DiscardHandler)
-	mw := newMiddleware(newRouter(mlcommons.New(log), fwd), log, prometheus.NewRegistry())
+	// No store or keys: real ML routes answer 503 "starting", unknown ones 400.
+	ml := mlcommons.New(mlcommons.Options{Logger: log})
+	noAuth := func(h http.Handler) http.Handler { return h }
+	mw := newMiddleware(newRouter(ml, noAuth, fwd), log, prometheus.NewRegistry())
 	srv := httptest.NewServer(mw)
 	t.Cleanup(srv.Close)
 
+	const starting, noHandler = http.StatusServiceUnavailable, http.StatusBadRequest
 	tests := []struct {
 		method, target string
 		wantML         bool
+		wantStatus     int
 	}{
-		{"GET", "/_plugins/_ml", true},
-		{"GET", "/_plugins/_ml/", true},
-		{"POST", "/_plugins/_ml/models/_search", true},
-		{"DELETE", "/_plugins/_ml/tasks/abc?pretty", true},
-		{"GET", "/_plugins/%5Fml/models/x", true},
-		{"GET", "/_plugins%2F_ml/models/x", true},
-		{"GET", "//_plugins/_ml/models/x", true},
-		{"GET", "/_plugins/./_ml/stats", true},
-		{"GET", "/x/../_plugins/_ml/stats", true},
-		{"HEAD", "/_plugins/_ml/connectors/_search", true},
-		{"GET", "/_plugins/_mlx", false},
-		{"GET", "/_plugins/_security/authinfo", false},
-		{"GET", "/_PLUGINS/_ML/stats", false},
-		{"GET", "/my_ml_index/_search", false},
-		{"GET", "/", false},
+		{"GET", "/_plugins/_ml", true, noHandler},
+		{"GET", "/_plugins/_ml/", true, noHandler},
+		{"POST", "/_plugins/_ml/models/_search", true, starting},
+		{"DELETE", "/_plugins/_ml/tasks/abc?pretty", true, starting},
+		{"GET", "/_plugins/%5Fml/models/x", true, noHandler},
+		{"GET", "/_plugins%2F_ml/models/x", true, noHandler},
+		{"GET", "//_plugins/_ml/models/x", true, noHandler},
+		{"GET", "/_plugins/./_ml/stats", true, noHandler},
+		{"GET", "/x/../_plugins/_ml/stats", true, noHandler},
+		{"GET", "/_plugins/_ml/no/such/route", true, noHandler},
+		{"HEAD", "/_plugins/_ml/connectors/_search", true, http.StatusMethodNotAllowed},
+		{"GET", "/_plugins/_mlx", false, 0},
+		{"GET", "/_plugins/_security/authinfo", false, 0},
+		{"GET", "/_PLUGINS/_ML/stats", false, 0},
+		{"GET", "/my_ml_index/_search", false, 0},
+		{"GET", "/", false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.target, func(t *testing.T) {
@@ -71,8 +77,11 @@ func TestRouterKeepsMLTrafficFromTheUpstream(t *testing.T) {
 				if !tt.wantML {
 					t.Fatalf("request was not forwarded; got %d %s", resp.StatusCode, body)
 				}
-				if resp.StatusCode != http.StatusBadRequest {
-					t.Errorf("status = %d, want 400", resp.StatusCode)
+				if resp.StatusCode != tt.wantStatus {
+					t.Errorf("status = %d, want %d (%s)", resp.StatusCode, tt.wantStatus, body)
+				}
+				if tt.wantStatus != http.StatusBadRequest || tt.method == "HEAD" {
+					return
 				}
 				// OpenSearch names the decoded path, without the query.
 				u, err := url.ParseRequestURI(tt.target)
@@ -80,9 +89,6 @@ func TestRouterKeepsMLTrafficFromTheUpstream(t *testing.T) {
 					t.Fatal(err)
 				}
 				want := fmt.Sprintf(`{"error":"no handler found for uri [%s] and method [%s]"}`, u.Path, tt.method)
-				if tt.method == "HEAD" {
-					want = ""
-				}
 				if string(body) != want {
 					t.Errorf("body = %s, want %s", body, want)
 				}
@@ -90,8 +96,8 @@ func TestRouterKeepsMLTrafficFromTheUpstream(t *testing.T) {
 		})
 	}
 
-	if got := testutil.ToFloat64(mw.metrics.requests.WithLabelValues("ml", "GET", "400")); got != 7 {
-		t.Errorf("requests{ml,GET,400} = %v, want 7", got)
+	if got := testutil.ToFloat64(mw.metrics.requests.WithLabelValues("ml", "GET", "400")); got != 8 {
+		t.Errorf("requests{ml,GET,400} = %v, want 8", got)
 	}
 	if got := testutil.ToFloat64(mw.metrics.requests.WithLabelValues("proxy", "GET", "200")); got != 5 {
 		t.Errorf("requests{proxy,GET,200} = %v, want 5", got)

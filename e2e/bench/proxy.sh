@@ -15,6 +15,7 @@
 #   MLSIDECAR_BIN    binary to benchmark (default: built from this checkout into a temp dir)
 #   BENCH_DURATION   measured duration of each run          default 15s
 #   BENCH_WARMUP     warm-up per target and workload        default 5s (0 = none)
+#   BENCH_ROUNDS     measured runs per target and workload  default 3 (medians are reported)
 #   BENCH_SEARCH_THREADS / BENCH_SEARCH_CONNS               default 2 / 16
 #   BENCH_BULK_THREADS / BENCH_BULK_CONNS                   default 2 / 4
 #   BENCH_BULK_DOCS  documents per _bulk request            default 1000
@@ -29,6 +30,7 @@ NODE_SH=$ROOT/e2e/opensearch/node.sh
 
 DURATION=${BENCH_DURATION:-15s}
 WARMUP=${BENCH_WARMUP:-5s}
+ROUNDS=${BENCH_ROUNDS:-3}
 SEARCH_THREADS=${BENCH_SEARCH_THREADS:-2}
 SEARCH_CONNS=${BENCH_SEARCH_CONNS:-16}
 BULK_THREADS=${BENCH_BULK_THREADS:-2}
@@ -74,7 +76,7 @@ cleanup() {
   local rc=$?
   set +e
   trap - EXIT INT TERM
-  if [ "$rc" -ne 0 ]; then
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 130 ] && [ "$rc" -ne 143 ]; then
     say "failed (exit $rc); last log lines:"
     for f in "$TMP/mlsidecar.log" "$TMP/nginx/error.log" "$OS_HOME/logs/stdout.log"; do
       [ -s "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
@@ -319,9 +321,16 @@ field() {
   awk -v k="$1" '/^BENCH_RESULT / { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$2"
 }
 
+# sorted "V V ...": the values, one a line, ascending.
+sorted() { tr ' ' '\n' <<< "$1" | grep . | sort -g; }
+# median "V V ...": the middle value (mean of the two middle ones for an even count).
+median() {
+  sorted "$1" | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 CLK_TCK=$(getconf CLK_TCK)
-LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)
-declare -A RPS P50 P99 CPU ERRS
+LOADAVG_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)
+declare -A RPS P50 P99 TICKS SECS ERRS   # per "target,workload"; RPS/P50/P99 list every round
 failed=0
 for w in "${WORKLOADS[@]}"; do
   if [ "$WARMUP" != 0 ] && [ "$WARMUP" != 0s ]; then
@@ -331,62 +340,78 @@ for w in "${WORKLOADS[@]}"; do
       wrk_run "$target" "$w" "$WARMUP" "$TMP/warmup-$target-$w.txt"
     done
   fi
-  for target in "${TARGETS[@]}"; do
-    if [ "$w" = bulk ]; then reset_bulk_index; fi
-    out=$TMP/wrk-$target-$w.txt
-    mapfile -t pids < <(proxy_pids "$target")
-    t0=$(cpu_ticks "${pids[@]}")
-    wrk_run "$target" "$w" "$DURATION" "$out"
-    t1=$(cpu_ticks "${pids[@]}")
-    grep -q '^BENCH_RESULT ' "$out" || die "no BENCH_RESULT line from wrk for $w via $target: $(cat "$out")"
-    [ "$(field requests "$out")" -gt 0 ] || die "no request completed in $w via $target: $(cat "$out")"
-    RPS[$target,$w]=$(field rps "$out")
-    P50[$target,$w]=$(field p50_ms "$out")
-    P99[$target,$w]=$(field p99_ms "$out")
-    if [ "${#pids[@]}" -gt 0 ]; then
-      CPU[$target,$w]=$(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" -v us="$(field duration_us "$out")" \
-        'BEGIN { printf "%.0f", 100 * (t / hz) / (us / 1e6) }')
-    else
-      CPU[$target,$w]=-
-    fi
-    errs=0
-    for k in connect read write status timeout; do errs=$((errs + $(field "$k" "$out"))); done
-    ERRS[$target,$w]=$errs
-    say "measured  $w via $target: ${RPS[$target,$w]} req/s, p50 ${P50[$target,$w]} ms, p99 ${P99[$target,$w]} ms, errors $errs"
-    if [ "$errs" -ne 0 ]; then
-      failed=1
-      say "errors in $w via $target:"
-      grep -E 'Socket errors|Non-2xx|BENCH_RESULT' "$out" >&2 || true
-    fi
+  for ((round = 0; round < ROUNDS; round++)); do
+    # Each round starts with the next target, so no target is always the one measured on the
+    # coldest (or warmest) node.
+    for ((i = 0; i < ${#TARGETS[@]}; i++)); do
+      target=${TARGETS[(i + round) % ${#TARGETS[@]}]}
+      if [ "$w" = bulk ]; then reset_bulk_index; fi
+      out=$TMP/wrk-$target-$w-$round.txt
+      mapfile -t pids < <(proxy_pids "$target")
+      t0=$(cpu_ticks "${pids[@]}")
+      wrk_run "$target" "$w" "$DURATION" "$out"
+      t1=$(cpu_ticks "${pids[@]}")
+      grep -q '^BENCH_RESULT ' "$out" || die "no BENCH_RESULT line from wrk for $w via $target: $(cat "$out")"
+      [ "$(field requests "$out")" -gt 0 ] || die "no request completed in $w via $target: $(cat "$out")"
+      k=$target,$w
+      RPS[$k]="${RPS[$k]:-} $(field rps "$out")"
+      P50[$k]="${P50[$k]:-} $(field p50_ms "$out")"
+      P99[$k]="${P99[$k]:-} $(field p99_ms "$out")"
+      TICKS[$k]=$(( ${TICKS[$k]:-0} + t1 - t0 ))
+      SECS[$k]=$(awk -v s="${SECS[$k]:-0}" -v us="$(field duration_us "$out")" 'BEGIN { print s + us / 1e6 }')
+      errs=0
+      for e in connect read write status timeout; do errs=$((errs + $(field "$e" "$out"))); done
+      ERRS[$k]=$(( ${ERRS[$k]:-0} + errs ))
+      say "round $((round + 1))/$ROUNDS $w via $target: $(field rps "$out") req/s," \
+        "p50 $(field p50_ms "$out") ms, p99 $(field p99_ms "$out") ms, errors $errs"
+      if [ "$errs" -ne 0 ]; then
+        failed=1
+        say "errors in $w via $target:"
+        grep -E 'Socket errors|Non-2xx|BENCH_RESULT' "$out" >&2 || true
+      fi
+    done
   done
 done
+LOADAVG_AFTER=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)
 
 # --- report ------------------------------------------------------------------------------------
 
+declare -A MRPS MP50 MP99
+for k in "${!RPS[@]}"; do
+  MRPS[$k]=$(median "${RPS[$k]}"); MP50[$k]=$(median "${P50[$k]}"); MP99[$k]=$(median "${P99[$k]}")
+done
+
 os_version=$(curl -fsS "$NODE_URL/" | sed -n 's/.*"number" *: *"\([^"]*\)".*/\1/p' | head -n1)
 echo
-echo "bench-proxy: $(nproc) CPUs, load average before the runs $LOADAVG," \
+echo "bench-proxy: $(nproc) CPUs, load average $LOADAVG_BEFORE before and $LOADAVG_AFTER after the runs," \
   "OpenSearch ${os_version:-?} (heap $OS_HEAP), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)"
 echo "search: POST /bench/_search {\"query\":{\"match_all\":{}},\"size\":1}, wrk -t$SEARCH_THREADS -c$SEARCH_CONNS -d$DURATION"
 echo "bulk:   POST /bench-bulk/_bulk, $BULK_DOCS docs ($(wc -c < "$TMP/bulk.ndjson") bytes), wrk -t$BULK_THREADS -c$BULK_CONNS -d$DURATION"
-echo "warm-up $WARMUP per target and workload; proxy cpu = CPU time of the proxy process(es) / wall time"
+echo "warm-up $WARMUP per target and workload, then $ROUNDS rounds in rotating target order;"
+echo "req/s, p50, p99: median over the rounds (min-max req/s in brackets); proxy cpu: CPU time of the"
+echo "proxy process(es) / wall time, in % of one CPU"
 echo
-printf '%-10s %-8s %11s %9s %9s %10s %7s\n' target workload "req/s" "p50 ms" "p99 ms" "proxy cpu" errors
+printf '%-10s %-8s %11s %19s %9s %9s %10s %7s\n' target workload "req/s" "(min-max)" "p50 ms" "p99 ms" "proxy cpu" errors
 for w in "${WORKLOADS[@]}"; do
   for target in "${TARGETS[@]}"; do
-    cpu=${CPU[$target,$w]}; [ "$cpu" = - ] || cpu="$cpu%"
-    printf '%-10s %-8s %11.1f %9.2f %9.2f %10s %7d\n' "$target" "$w" \
-      "${RPS[$target,$w]}" "${P50[$target,$w]}" "${P99[$target,$w]}" "$cpu" "${ERRS[$target,$w]}"
+    k=$target,$w
+    range=$(sorted "${RPS[$k]}" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "(%.1f-%.1f)", lo, hi }')
+    cpu=-
+    if [ "$target" != direct ]; then
+      cpu=$(awk -v t="${TICKS[$k]}" -v hz="$CLK_TCK" -v s="${SECS[$k]}" 'BEGIN { printf "%.0f%%", 100 * (t / hz) / s }')
+    fi
+    printf '%-10s %-8s %11.1f %19s %9.2f %9.2f %10s %7d\n' "$target" "$w" \
+      "${MRPS[$k]}" "$range" "${MP50[$k]}" "${MP99[$k]}" "$cpu" "${ERRS[$k]}"
   done
 done
 echo
 printf '%-8s %17s %16s %24s %20s\n' workload "mlsidecar/direct" "mlsidecar/nginx" "added p50 ms mlsidecar" "added p50 ms nginx"
 for w in "${WORKLOADS[@]}"; do
-  awk -v w="$w" -v d="${RPS[direct,$w]}" -v m="${RPS[mlsidecar,$w]}" -v n="${RPS[nginx,$w]}" \
-      -v dp="${P50[direct,$w]}" -v mp="${P50[mlsidecar,$w]}" -v np="${P50[nginx,$w]}" \
+  awk -v w="$w" -v d="${MRPS[direct,$w]}" -v m="${MRPS[mlsidecar,$w]}" -v n="${MRPS[nginx,$w]}" \
+      -v dp="${MP50[direct,$w]}" -v mp="${MP50[mlsidecar,$w]}" -v np="${MP50[nginx,$w]}" \
       'BEGIN { printf "%-8s %17.3f %16.3f %+24.3f %+20.3f\n", w, m / d, m / n, mp - dp, np - dp }'
 done
-echo "(req/s ratios; added p50 = proxy p50 - direct p50)"
+echo "(ratios of median req/s; added p50 = proxy median p50 - direct median p50)"
 
 if [ "$failed" -ne 0 ]; then
   say "some runs saw socket errors or HTTP errors (see above)"

@@ -1,0 +1,118 @@
+package outbound
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"syscall"
+	"time"
+)
+
+// DialContext dials like net.Dialer, refusing, unless AllowPrivate is set,
+// every resolved address that is not publicly routable. The refusal happens
+// in the dialer's Control hook, after resolution and before connect, on the
+// very address being connected to. When a name resolves to several addresses
+// the refused ones are skipped and a public one may still be used; if none
+// connects, the error is the first one, which for a refused address is an
+// *Error wrapping ErrPrivateAddress that names the host the caller asked for.
+func (g *Guard) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return nil, fmt.Errorf("outbound: network %q is not allowed", network)
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("outbound: dial %s: %w", addr, err)
+	}
+	d := net.Dialer{Timeout: g.dialTimeout, KeepAlive: 30 * time.Second}
+	if !g.allowPrivate {
+		d.Control = func(_, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil || blocked(ap.Addr()) {
+				return privateAddress(host)
+			}
+			return nil
+		}
+	}
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		var oe *Error
+		if errors.As(err, &oe) && errors.Is(oe, ErrPrivateAddress) {
+			g.metrics.rejected(checkPrivateAddress)
+			// Unwrapped from net.OpError so the message is ML Commons' alone.
+			return nil, oe
+		}
+		return nil, err
+	}
+	return conn, nil
+}
+
+func privateAddress(host string) *Error {
+	return illegalArgument("Remote inference host name has private ip address: "+host, ErrPrivateAddress)
+}
+
+// Transport returns a clone of http.DefaultTransport that dials through
+// DialContext and never uses a proxy: a proxy would make the connection, and
+// so the address check, on our behalf. Each call returns a new connection
+// pool; build one per client and share it.
+func (g *Guard) Transport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil
+	t.DialContext = g.DialContext
+	t.DialTLSContext = nil
+	t.MaxIdleConns = 100
+	// The default of 2 idle connections per host is far too few when most
+	// calls go to a handful of provider hosts.
+	t.MaxIdleConnsPerHost = 32
+	t.IdleConnTimeout = 90 * time.Second
+	return t
+}
+
+// blockedPrefixes are the ranges netip's predicates do not cover.
+var blockedPrefixes = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"), // "this network"; Linux connects 0.0.0.0 to the local host
+	// Shared address space (RFC 6598). Not globally routable, and no provider
+	// lives there, but cloud networks and Kubernetes clusters use it
+	// internally (AWS and GKE secondary ranges, Tailscale, Alibaba Cloud's
+	// metadata service at 100.100.100.200), so it is as internal as RFC 1918.
+	netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("240.0.0.0/4"), // reserved, includes the broadcast address
+	netip.MustParsePrefix("::/96"),       // IPv4-compatible IPv6, deprecated
+	netip.MustParsePrefix("fec0::/10"),   // site-local IPv6, deprecated; Java's isSiteLocalAddress covers it
+}
+
+// nat64 is the well-known NAT64 prefix (RFC 6052): the address carries an
+// IPv4 destination in its last 32 bits, which a NAT64 gateway will reach.
+var nat64 = netip.MustParsePrefix("64:ff9b::/96")
+
+// blocked reports whether ip is a destination outbound calls must not reach
+// without AllowPrivate: unspecified, loopback, private (RFC 1918, fc00::/7),
+// link-local (169.254.0.0/16 with the cloud metadata address, fe80::/10),
+// shared (100.64.0.0/10), multicast, reserved, and IPv6 forms embedding any of
+// those. ML Commons 2.19 blocks only loopback, RFC 1918, site-local and
+// unspecified; link-local and the rest are added here deliberately.
+func blocked(ip netip.Addr) bool {
+	ip = ip.WithZone("") // Prefix.Contains never matches a zoned address
+	if !ip.IsValid() {
+		return true
+	}
+	ip = ip.Unmap()
+	if nat64.Contains(ip) {
+		b := ip.As16()
+		ip = netip.AddrFrom4([4]byte(b[12:]))
+	}
+	if ip.IsUnspecified() || ip.IsLoopback() || ip.IsPrivate() ||
+		ip.IsLinkLocalUnicast() || ip.IsMulticast() {
+		return true
+	}
+	for _, p := range blockedPrefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
