@@ -387,3 +387,34 @@ func TestMasterKeyRotation(t *testing.T) {
 		t.Error("logs contain the API key")
 	}
 }
+
+// Given one connector, when 20 clients update different parameters at once,
+// then optimistic concurrency retries and no update is lost.
+func TestConcurrentConnectorUpdatesLoseNothing(t *testing.T) {
+	sc := startSidecar(t, "--index-prefix", ".e2e-occ-")
+	id := mustML(t, sc, 200, "POST", "/_plugins/_ml/connectors/_create", docConnector)["connector_id"].(string)
+	const n = 20
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			status, _, b := do(t, "PUT", sc.url+"/_plugins/_ml/connectors/"+id,
+				strings.NewReader(fmt.Sprintf(`{"parameters":{"k%d":"v%d"}}`, i, i)), map[string]string{"Content-Type": "application/json"})
+			if status != 200 {
+				errs <- fmt.Errorf("update %d: %d %s", i, status, b)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	params := mustML(t, sc, 200, "GET", "/_plugins/_ml/connectors/"+id, "")["parameters"].(map[string]any)
+	for i := 0; i < n; i++ {
+		if params[fmt.Sprintf("k%d", i)] != fmt.Sprintf("v%d", i) {
+			t.Errorf("parameter k%d lost: %v", i, params)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
 )
@@ -25,11 +27,16 @@ func load[T any](ctx context.Context, s Store, c indexstore.Collection, id strin
 	return &v, doc, nil
 }
 
+// maxWriteAttempts bounds how often modify re-applies a change that lost a
+// race; past it the caller gets 409.
+const maxWriteAttempts = 30
+
 // modify is read-modify-write with optimistic concurrency: when another
-// writer got there first, mutate runs again on top of its version, so no
-// update is lost. mutate must be safe to run more than once.
+// writer got there first, mutate runs again on top of its version after a
+// short jittered pause, so no update is lost. mutate must be safe to run
+// more than once.
 func modify[T any](ctx context.Context, s Store, c indexstore.Collection, id string, notFound error, mutate func(*T) error) (*indexstore.WriteResult, *T, error) {
-	for attempt := 0; ; attempt++ {
+	for attempt := 1; ; attempt++ {
 		v, doc, err := load[T](ctx, s, c, id, notFound)
 		if err != nil {
 			return nil, nil, err
@@ -38,7 +45,13 @@ func modify[T any](ctx context.Context, s Store, c indexstore.Collection, id str
 			return nil, nil, err
 		}
 		res, err := s.Replace(ctx, c, doc, v, true)
-		if errors.Is(err, indexstore.ErrConflict) && attempt < 5 {
+		if errors.Is(err, indexstore.ErrConflict) && attempt < maxWriteAttempts {
+			pause := time.Duration(rand.Int64N(int64(min(10<<attempt, 500))+1)) * time.Millisecond
+			select {
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			case <-time.After(pause):
+			}
 			continue
 		}
 		if err != nil {
