@@ -33,9 +33,14 @@ e2e: build
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./config -run '^$$' -fuzz FuzzLoadFile -fuzztime $(FUZZTIME)
+	$(GO) test ./mlcommons/crypto -run '^$$' -fuzz FuzzDecrypt -fuzztime $(FUZZTIME)
+	$(GO) test ./mlcommons/crypto -run '^$$' -fuzz FuzzParseKeys -fuzztime $(FUZZTIME)
+	$(GO) test ./mlcommons/outbound -run '^$$' -fuzz FuzzCheckURL -fuzztime $(FUZZTIME)
 
+# Proxy overhead: wrk against the node directly, through mlsidecar and through
+# nginx (apt-get install -y wrk nginx); prints ratios. Not part of `make test`.
 bench-proxy: build
-	bash e2e/bench/proxy.sh
+	MLSIDECAR_BIN=$(CURDIR)/$(BIN) bash e2e/bench/proxy.sh
 
 clean:
 	rm -rf bin e2e/opensearch/target .run
