@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin/mlsidecar
 PKGS     = $(shell $(GO) list ./... | grep -v /e2e)
 
-.PHONY: all build run test vet unit e2e fuzz bench-proxy clean
+.PHONY: all build run test vet unit e2e fuzz fuzz-short bench-proxy clean
 
 all: build
 
@@ -15,9 +15,9 @@ build:
 run: build
 	bash deploy/local/run.sh
 
-# go vet, the unit tests with the race detector, then the e2e suite against
-# the real binary and a real OpenSearch node.
-test: vet unit e2e
+# go vet, the unit tests with the race detector, every fuzz target briefly,
+# then the e2e suite against the real binary and a real OpenSearch node.
+test: vet unit fuzz-short e2e
 
 vet:
 	$(GO) vet ./...
@@ -29,13 +29,20 @@ e2e: build
 	bash e2e/opensearch/node.sh fetch
 	MLSIDECAR_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 40m -v ./e2e/... 2>&1 | grep -v '^=== \(RUN\|PAUSE\|CONT\)'; exit $${PIPESTATUS[0]}
 
-# Each fuzz target for FUZZTIME (not part of `make test`).
+# Every fuzz target of every package for FUZZTIME each; `make test` runs them
+# briefly, `make fuzz FUZZTIME=5m` hunts.
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test ./config -run '^$$' -fuzz FuzzLoadFile -fuzztime $(FUZZTIME)
-	$(GO) test ./mlcommons/crypto -run '^$$' -fuzz FuzzDecrypt -fuzztime $(FUZZTIME)
-	$(GO) test ./mlcommons/crypto -run '^$$' -fuzz FuzzParseKeys -fuzztime $(FUZZTIME)
-	$(GO) test ./mlcommons/outbound -run '^$$' -fuzz FuzzCheckURL -fuzztime $(FUZZTIME)
+	@set -e; for pkg in $(PKGS); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) >/dev/null || \
+	      { $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime 1x; exit 1; }; \
+	  done; \
+	done
+
+fuzz-short:
+	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
 # Proxy overhead: wrk against the node directly, through mlsidecar and through
 # nginx (apt-get install -y wrk nginx); prints ratios. Not part of `make test`.
