@@ -1,0 +1,186 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/mlsidecar/mlsidecar/mlcommons/outbound"
+)
+
+func newEngine(t *testing.T, allowPrivate bool) *Engine {
+	t.Helper()
+	g, err := outbound.New(outbound.Options{TrustedEndpoints: []string{`^http://127\.0\.0\.1:[0-9]+/.*$`}, AllowPrivate: allowPrivate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(g, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+}
+
+// provider answers with the scripted responses in order, then the last one.
+func provider(t *testing.T, script ...func(w http.ResponseWriter, r *http.Request)) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := int(n.Add(1)) - 1
+		if i >= len(script) {
+			i = len(script) - 1
+		}
+		script[i](w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+func answer(status int, body string, headers ...string) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i+1 < len(headers); i += 2 {
+			w.Header().Set(headers[i], headers[i+1])
+		}
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}
+}
+
+func call(url string, cfg Config) Call {
+	return Call{Provider: "test", Action: "predict", Method: "POST", URL: url + "/v1/x", Body: []byte(`{"a":1}`),
+		Config: cfg, ClientKey: url}
+}
+
+func TestDo(t *testing.T) {
+	retrying := DefaultConfig()
+	retrying.MaxRetryTimes = 3
+	retrying.RetryBackoffMillis = 1
+	tests := []struct {
+		name       string
+		script     []func(http.ResponseWriter, *http.Request)
+		cfg        Config
+		wantCalls  int64
+		wantStatus int // of the Error; 0 for success
+		wantReason string
+	}{
+		{"success", []func(http.ResponseWriter, *http.Request){answer(200, `{"ok":true}`)}, DefaultConfig(), 1, 0, ""},
+		{"429 then success", []func(http.ResponseWriter, *http.Request){answer(429, `{"e":1}`, "Retry-After", "0"), answer(200, `{}`)}, retrying, 2, 0, ""},
+		{"throttling header then success", []func(http.ResponseWriter, *http.Request){
+			answer(400, `{"message":"slow down"}`, "X-Amzn-Errortype", "ThrottlingException:http://internal"), answer(200, `{}`)}, retrying, 2, 0, ""},
+		{"no retry without max_retry_times", []func(http.ResponseWriter, *http.Request){answer(503, `busy`), answer(200, `{}`)}, DefaultConfig(), 1, 503, "Error from remote service: busy"},
+		{"5xx exhausts the retries", []func(http.ResponseWriter, *http.Request){answer(500, `{"error":"x"}`)}, retrying, 4, 500, `Error from remote service: {"error":"x"}`},
+		{"4xx is not retried", []func(http.ResponseWriter, *http.Request){answer(401, `{"error":"bad key"}`), answer(200, `{}`)}, retrying, 1, 401, "bad key"},
+		{"error status with empty body", []func(http.ResponseWriter, *http.Request){answer(404, ``)}, DefaultConfig(), 1, 404, "Remote service returned error status 404 with empty body"},
+		{"2xx with empty body", []func(http.ResponseWriter, *http.Request){answer(200, ` `)}, DefaultConfig(), 1, 502, "Remote service returned empty response body"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, n := provider(t, tt.script...)
+			resp, err := newEngine(t, true).Do(context.Background(), call(srv.URL, tt.cfg))
+			if got := n.Load(); got != tt.wantCalls {
+				t.Errorf("provider saw %d requests, want %d", got, tt.wantCalls)
+			}
+			if tt.wantStatus == 0 {
+				if err != nil || resp.Status != 200 {
+					t.Fatalf("got %v, %v, want success", resp, err)
+				}
+				return
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.Status != tt.wantStatus || !strings.Contains(e.Reason, tt.wantReason) {
+				t.Fatalf("got %v, want status %d reason %q", err, tt.wantStatus, tt.wantReason)
+			}
+		})
+	}
+}
+
+func TestRetryAfterIsHonouredAndCounted(t *testing.T) {
+	srv, n := provider(t, answer(429, `{}`, "Retry-After", "1"), answer(200, `{}`))
+	e := newEngine(t, true)
+	cfg := DefaultConfig()
+	cfg.MaxRetryTimes, cfg.RetryBackoffMillis = 2, 1
+	start := time.Now()
+	if _, err := e.Do(context.Background(), call(srv.URL, cfg)); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < 900*time.Millisecond {
+		t.Errorf("retried after %s, want the provider's Retry-After of 1s", waited)
+	}
+	if got := testutil.ToFloat64(e.metrics.retries.WithLabelValues("test", "predict")); got != 1 || n.Load() != 2 {
+		t.Errorf("retries metric %v, requests %d; want 1 and 2", got, n.Load())
+	}
+	if got := testutil.ToFloat64(e.metrics.requests.WithLabelValues("test", "predict", "200")); got != 1 {
+		t.Errorf("requests{200} = %v, want 1", got)
+	}
+}
+
+func TestTimeoutIs504(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv, _ := provider(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	cfg := DefaultConfig()
+	cfg.ReadTimeout = 1
+	_, err := newEngine(t, true).Do(context.Background(), call(srv.URL, cfg))
+	var e *Error
+	if !errors.As(err, &e) || e.Status != 504 {
+		t.Fatalf("got %v, want 504", err)
+	}
+	if strings.Contains(e.Reason, "127.0.0.1") {
+		t.Errorf("reason %q names the URL", e.Reason)
+	}
+}
+
+func TestOutboundChecks(t *testing.T) {
+	srv, n := provider(t, answer(200, `{}`))
+	_, err := newEngine(t, false).Do(context.Background(), call(srv.URL, DefaultConfig()))
+	if !errors.Is(err, outbound.ErrPrivateAddress) || n.Load() != 0 {
+		t.Errorf("private address: got %v after %d requests, want ErrPrivateAddress and none", err, n.Load())
+	}
+	c := call(srv.URL, DefaultConfig())
+	c.URL = "http://localhost:1/v1/x"
+	if _, err := newEngine(t, true).Do(context.Background(), c); !errors.Is(err, outbound.ErrUntrustedEndpoint) {
+		t.Errorf("untrusted URL: got %v, want ErrUntrustedEndpoint", err)
+	}
+}
+
+func TestSigV4SignsEveryAttempt(t *testing.T) {
+	var auths []string
+	srv, _ := provider(t,
+		func(w http.ResponseWriter, r *http.Request) {
+			auths = append(auths, r.Header.Get("Authorization"))
+			w.WriteHeader(500)
+			io.WriteString(w, "x")
+		},
+		func(w http.ResponseWriter, r *http.Request) {
+			auths = append(auths, r.Header.Get("Authorization")+"|"+r.Header.Get("X-Amz-Security-Token"))
+			io.WriteString(w, `{}`)
+		})
+	c := call(srv.URL, DefaultConfig())
+	c.Config.MaxRetryTimes, c.Config.RetryBackoffMillis = 1, 1
+	c.SigV4 = &SigV4{AccessKey: "AKIDEXAMPLE", SecretKey: "secret", SessionToken: "tok", Region: "us-east-1", Service: "bedrock"}
+	if _, err := newEngine(t, true).Do(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	if len(auths) != 2 {
+		t.Fatalf("attempts = %d, want 2", len(auths))
+	}
+	for _, a := range auths {
+		if !strings.HasPrefix(a, "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/") || !strings.Contains(a, "/us-east-1/bedrock/aws4_request") {
+			t.Errorf("Authorization = %q, want a SigV4 signature for bedrock in us-east-1", a)
+		}
+	}
+	if !strings.HasSuffix(auths[1], "|tok") {
+		t.Errorf("retry lacks the session token: %q", auths[1])
+	}
+}
