@@ -31,6 +31,11 @@ environment:
   JAVA_HOME     default: /usr/lib/jvm/java-17-openjdk-amd64 if present
   WITH_ML=1     also unpack job-scheduler + ml-commons plugin zips into $OS_HOME/plugins (untested hook)
   WITH_KNN=1    also unpack the k-NN zip, painless becomes a module bundle (untested hook)
+  WITH_SECURITY=1  security plugin: HTTP basic auth (plain http), TLS transport; "fetch" unpacks the
+                plugin and, like "start", writes certs + config into $OS_HOME/config (once);
+                default OS_HOME <this dir>/target/os-home-security; users in security/internal_users.yml
+  OS_AUTH       user:password for the health check of "wait"  default: admin:admin-E2e-pass1 with
+                WITH_SECURITY=1, none otherwise
 EOF
 }
 
@@ -40,7 +45,13 @@ if [ -z "${JAVA_HOME:-}" ] && [ -d /usr/lib/jvm/java-17-openjdk-amd64 ]; then
 fi
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 export JAVA_HOME
-W=${OS_HOME:-$D/target/os-home}
+if [ "${WITH_SECURITY:-0}" = 1 ]; then
+  W=${OS_HOME:-$D/target/os-home-security}
+  AUTH=${OS_AUTH:-admin:admin-E2e-pass1}
+else
+  W=${OS_HOME:-$D/target/os-home}
+  AUTH=${OS_AUTH:-}
+fi
 mkdir -p "$W" && W=$(cd "$W" && pwd)                # absolute, so the pid check below matches
 PORT=${OS_HTTP_PORT:-0}
 if [ "${WITH_ML:-0}" = 1 ]; then HEAP=${OS_HEAP:-1g}; else HEAP=${OS_HEAP:-512m}; fi
@@ -71,7 +82,11 @@ build_is_fresh() {
 }
 
 fetch() {
-  if build_is_fresh; then log "build is up to date ($CP_FILE)"; return 0; fi
+  if build_is_fresh; then log "build is up to date ($CP_FILE)"; else build; fi
+  if [ "${WITH_SECURITY:-0}" = 1 ]; then security_fetch; fi
+}
+
+build() {
   local excl=()
   if [ "${WITH_KNN:-0}" = 1 ]; then excl=(-DexcludeArtifactIds="$PAINLESS"); fi
   log "building launcher and resolving jars (a first run downloads ~90 MB into ~/.m2)"
@@ -99,6 +114,93 @@ prune_dupes() {             # drop plugin jars whose artifact is already on the 
     b=$(basename "$j" | sed -E 's/-[0-9][^/]*\.jar$//')
     if grep -qx "$b" "$W/.core-artifacts"; then log "prune $j"; rm -f "$j"; fi
   done
+}
+
+# --- WITH_SECURITY=1 ---------------------------------------------------------------------------
+
+SEC_PLUGIN=opensearch-security
+SEC_DN_SUFFIX="OU=e2e,O=mlsidecar"    # certs: CN=e2e-root-ca / CN=node-0 / CN=admin + this
+
+security_fetch() {          # idempotent: unpack once per home, then (re)write config
+  local p="$W/plugins/$SEC_PLUGIN" v
+  if [ -f "$p/plugin-descriptor.properties" ]; then
+    log "security plugin already unpacked ($p)"
+  else
+    mvn_ dependency:unpack@security-plugin -Dnode.home="$W" \
+      ${OS_SECURITY_VERSION:+-Dos.security.version="$OS_SECURITY_VERSION"}
+    # The 2.19.6.0 zip is not on Maven Central: run the newest 2.19 one against core $OS_VERSION.
+    v=$(sed -n 's/^opensearch\.version=//p' "$p/plugin-descriptor.properties")
+    if [ "$v" != "$OS_VERSION" ]; then
+      log "security plugin built for $v: pinning its descriptor to opensearch.version=$OS_VERSION"
+      sed -i "s/^opensearch\.version=.*/opensearch.version=$OS_VERSION/" "$p/plugin-descriptor.properties"
+    fi
+    prune_dupes
+  fi
+  security_config
+}
+
+security_certs() {          # once per home: root CA, node cert, admin cert (PKCS#8 keys), 10 years
+  local c="$W/config" t
+  if [ -s "$c/e2e-root-ca.pem" ] && [ -s "$c/e2e-node.pem" ] && [ -s "$c/e2e-node-key.pem" ] \
+     && [ -s "$c/e2e-admin.pem" ] && [ -s "$c/e2e-admin-key.pem" ]; then return 0; fi
+  log "generating e2e CA, node and admin certificates in $c"
+  t=$(mktemp -d "$W/.certs.XXXXXX")
+  (
+    cd "$t"
+    openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 -keyout e2e-root-ca-key.pem -out e2e-root-ca.pem \
+      -subj "/O=mlsidecar/OU=e2e/CN=e2e-root-ca" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+    for n in node admin; do
+      openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "e2e-$n-key.pem"   # PKCS#8
+      openssl req -new -key "e2e-$n-key.pem" -out "e2e-$n.csr" \
+        -subj "/O=mlsidecar/OU=e2e/CN=$([ $n = node ] && echo node-0 || echo admin)"
+      {
+        echo "basicConstraints=CA:FALSE"
+        echo "keyUsage=critical,digitalSignature,nonRepudiation,keyEncipherment"
+        if [ $n = node ]; then
+          echo "extendedKeyUsage=serverAuth,clientAuth"
+          echo "subjectAltName=DNS:localhost,DNS:node-0,IP:127.0.0.1"
+        else
+          echo "extendedKeyUsage=clientAuth"
+        fi
+      } > "e2e-$n.ext"
+      openssl x509 -req -sha256 -days 3650 -in "e2e-$n.csr" -CA e2e-root-ca.pem -CAkey e2e-root-ca-key.pem \
+        -set_serial "0x$(openssl rand -hex 16)" -extfile "e2e-$n.ext" -out "e2e-$n.pem"
+    done
+    chmod 600 ./*-key.pem
+  ) > "$t/openssl.log" 2>&1 || { log "openssl failed:"; cat "$t/openssl.log" >&2; rm -rf "$t"; return 1; }
+  mkdir -p "$c"
+  mv -f "$t"/e2e-root-ca.pem "$t"/e2e-root-ca-key.pem "$t"/e2e-node.pem "$t"/e2e-node-key.pem \
+    "$t"/e2e-admin.pem "$t"/e2e-admin-key.pem "$c/"
+  rm -rf "$t"
+}
+
+security_config() {         # certs once; security/*.yml -> config/opensearch-security/ (read at first init)
+  [ -f "$W/plugins/$SEC_PLUGIN/plugin-descriptor.properties" ] \
+    || { log "security plugin not unpacked in $W/plugins: run 'WITH_SECURITY=1 $0 fetch' first"; return 1; }
+  security_certs
+  mkdir -p "$W/config/opensearch-security"
+  cp -f "$D"/security/*.yml "$W/config/opensearch-security/"
+  chmod -R go-rwx "$W/config"   # else the plugin warns about every file
+}
+
+security_yml() {            # the opensearch.yml part of WITH_SECURITY=1
+  cat <<EOF
+plugins.security.ssl.transport.pemcert_filepath: e2e-node.pem
+plugins.security.ssl.transport.pemkey_filepath: e2e-node-key.pem
+plugins.security.ssl.transport.pemtrustedcas_filepath: e2e-root-ca.pem
+plugins.security.ssl.transport.enforce_hostname_verification: false
+plugins.security.ssl.http.enabled: false
+plugins.security.audit.type: noop
+plugins.security.allow_default_init_securityindex: true
+plugins.security.authcz.admin_dn: ["CN=admin,$SEC_DN_SUFFIX"]
+plugins.security.nodes_dn: ["CN=node-0,$SEC_DN_SUFFIX"]
+plugins.security.restapi.roles_enabled: ["all_access", "security_rest_api_access"]
+plugins.security.enable_snapshot_restore_privilege: true
+plugins.security.check_snapshot_restore_write_privileges: true
+plugins.security.system_indices.enabled: true
+plugins.security.system_indices.indices: [".plugins-ml-agent", ".plugins-ml-config", ".plugins-ml-connector", ".plugins-ml-controller", ".plugins-ml-model-group", ".plugins-ml-model", ".plugins-ml-task", ".plugins-ml-conversation-meta", ".plugins-ml-conversation-interactions", ".plugins-ml-memory-meta", ".plugins-ml-memory-message", ".plugins-ml-stop-words", ".opendistro-job-scheduler-lock"]
+EOF
 }
 
 # --- process helpers -------------------------------------------------------------------------
@@ -133,7 +235,11 @@ start() {
   mkdir -p "$W/config" "$W/logs"
   rm -f "$W/logs/http.ports" "$W/http.addr" "$PID_FILE"
   if [ -f "$LOG" ]; then mv -f "$LOG" "$LOG.prev"; fi
-  if [ "${WITH_ML:-0}" = 1 ]; then cat > "$W/config/opensearch.yml" <<'EOF'
+  if [ "${WITH_SECURITY:-0}" = 1 ]; then security_config
+  elif [ -d "$W/plugins/$SEC_PLUGIN" ]; then log "note: $W has the security plugin: use WITH_SECURITY=1"; fi
+  if [ "${WITH_ML:-0}" = 1 ] || [ "${WITH_SECURITY:-0}" = 1 ]; then : > "$W/config/opensearch.yml"; fi
+  if [ "${WITH_SECURITY:-0}" = 1 ]; then security_yml >> "$W/config/opensearch.yml"; chmod 600 "$W/config/opensearch.yml"; fi
+  if [ "${WITH_ML:-0}" = 1 ]; then cat >> "$W/config/opensearch.yml" <<'EOF'
 plugins.ml_commons.only_run_on_ml_node: false
 plugins.ml_commons.native_memory_threshold: 100
 plugins.ml_commons.jvm_heap_memory_threshold: 100
@@ -168,7 +274,8 @@ wait_ready() {
     fi
     if [ -s "$W/logs/http.ports" ]; then
       addr=$(head -n1 "$W/logs/http.ports")
-      if curl -fsS -o /dev/null --max-time 10 "http://$addr/_cluster/health?wait_for_status=yellow&timeout=5s" 2>/dev/null; then
+      if curl -fsS -o /dev/null --max-time 10 ${AUTH:+-u "$AUTH"} \
+          "http://$addr/_cluster/health?wait_for_status=yellow&timeout=5s" 2>/dev/null; then
         echo "$addr" > "$W/http.addr"
         echo "ready at http://$addr"
         return 0

@@ -28,6 +28,7 @@ import java.util.concurrent.TimeUnit;
  * <p>Modules are loaded as class-path plugins; bundles found under {@code <home>/modules} and
  * {@code <home>/plugins} (e.g. the WITH_ML profile) are loaded by the node as usual.
  * {@code <home>/config/opensearch.yml}, if present, adds settings; the ones set here win.
+ * With {@code <home>/plugins/opensearch-security} present, http.type/transport.type are left to that plugin.
  * Prints {@code OPENSEARCH_HTTP=<host:port>} once HTTP is bound; SIGTERM closes the node.
  */
 public final class TestNode {
@@ -76,7 +77,10 @@ public final class TestNode {
         Path portsFile = logs.resolve("http.ports");
         Files.deleteIfExists(portsFile);
 
-        Settings settings = Settings.builder()
+        // WITH_SECURITY=1 (node.sh): the security plugin bundle brings its own http/transport types
+        // (TLS transport, authenticating HTTP) as plugin defaults, which explicit values would override.
+        boolean securityPlugin = Files.isRegularFile(home.resolve("plugins/opensearch-security/plugin-descriptor.properties"));
+        Settings.Builder builder = Settings.builder()
             .put("path.home", home.toString())
             .put("path.data", home.resolve("data").toString())
             .put("path.logs", logs.toString())
@@ -87,12 +91,13 @@ public final class TestNode {
             .put("http.port", port)
             .put("transport.port", "0")
             .put("node.portsfile", true)
-            .put("http.type", "netty4")
-            .put("transport.type", "netty4")
             .put("node.processors", Math.min(2, Runtime.getRuntime().availableProcessors()))
             .put("indices.breaker.total.use_real_memory", false)
-            .put("cluster.routing.allocation.disk.threshold_enabled", false)
-            .build();
+            .put("cluster.routing.allocation.disk.threshold_enabled", false);
+        if (!securityPlugin) {
+            builder.put("http.type", "netty4").put("transport.type", "netty4");
+        }
+        Settings settings = builder.build();
         Environment env = InternalSettingsPreparer.prepareEnvironment(settings, Collections.emptyMap(), conf, () -> "node-0");
         LogConfigurator.configure(env);
 
