@@ -76,13 +76,14 @@ func testMain(m *testing.M) int {
 // openSearchNode drives e2e/opensearch/node.sh for one node home.
 type openSearchNode struct {
 	home string
-	addr string // host:port once started
+	env  []string // extra environment of node.sh, e.g. WITH_SECURITY=1
+	addr string   // host:port once started
 	mu   sync.Mutex
 }
 
 func (n *openSearchNode) script(args ...string) *exec.Cmd {
 	cmd := exec.Command("bash", append([]string{"opensearch/node.sh"}, args...)...)
-	cmd.Env = append(os.Environ(), "OS_HOME="+n.home, "OS_HEAP=1g")
+	cmd.Env = append(append(os.Environ(), "OS_HOME="+n.home, "OS_HEAP=1g"), n.env...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	return cmd
 }
@@ -347,3 +348,13 @@ func do(t *testing.T, method, url string, body io.Reader, header map[string]stri
 // rawClient neither adds Accept-Encoding nor decompresses, so tests see the
 // bytes on the wire.
 var rawClient = &http.Client{Transport: &http.Transport{DisableCompression: true}}
+
+// basicAuthHeader is the Authorization header value of HTTP basic auth.
+func basicAuthHeader(user, pass string) (string, error) {
+	r, err := http.NewRequest("GET", "http://x", nil)
+	if err != nil {
+		return "", err
+	}
+	r.SetBasicAuth(user, pass)
+	return r.Header.Get("Authorization"), nil
+}

@@ -1,0 +1,71 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Given a cluster with the security plugin and a sidecar with its own
+// service account, when ML callers come with good, bad or no credentials,
+// then the cluster's verdict stands: rejections pass through unchanged and
+// what an accepted caller creates records it as owner.
+func TestMLCallersAreAuthenticatedByTheCluster(t *testing.T) {
+	sec := &openSearchNode{home: filepath.Join(t.TempDir(), "os-security"), env: []string{"WITH_SECURITY=1", "OS_HEAP=512m"}}
+	if err := sec.fetch(); err != nil {
+		t.Fatalf("fetching the security profile: %v", err)
+	}
+	if err := sec.start(0); err != nil {
+		sec.printLog()
+		t.Fatalf("starting the security node: %v", err)
+	}
+	t.Cleanup(func() { sec.stop() })
+
+	pw := filepath.Join(t.TempDir(), "svc-password")
+	if err := os.WriteFile(pw, []byte("svc-E2e-pass1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sc := startSidecar(t, "--upstream", sec.url(), "--upstream-username", "mlsidecar", "--upstream-password-file", pw,
+		"--index-prefix", ".e2e-auth-")
+	basic := func(user, pass string) map[string]string {
+		r, _ := basicAuthHeader(user, pass)
+		return map[string]string{"Authorization": r, "Content-Type": "application/json"}
+	}
+
+	// No credentials and wrong credentials: the cluster's 401, unchanged.
+	for name, h := range map[string]map[string]string{
+		"none":  {"Content-Type": "application/json"},
+		"wrong": basic("alice", "wrong"),
+	} {
+		wantStatus, wantHeader, wantBody := do(t, "GET", sec.url()+"/_plugins/_security/authinfo", nil, h)
+		status, header, body := do(t, "GET", sc.url+"/_plugins/_ml/connectors/_search", nil, h)
+		if status != 401 || status != wantStatus || string(body) != string(wantBody) ||
+			header.Get("WWW-Authenticate") != wantHeader.Get("WWW-Authenticate") {
+			t.Errorf("%s: sidecar %d %q %s; cluster %d %q %s", name, status, header.Get("WWW-Authenticate"), body,
+				wantStatus, wantHeader.Get("WWW-Authenticate"), wantBody)
+		}
+	}
+	if n := strings.Count(sc.logs.String(), "wrong"); n != 0 {
+		t.Errorf("logs mention the rejected password %d times", n)
+	}
+
+	// Alice is accepted; what she creates is hers.
+	alice := basic("alice", "alice-E2e-pass1")
+	status, _, body := do(t, "POST", sc.url+"/_plugins/_ml/connectors/_create", strings.NewReader(docConnector), alice)
+	if status != 200 {
+		t.Fatalf("alice creates a connector: %d %s", status, body)
+	}
+	id := strings.Split(strings.Split(string(body), `"connector_id":"`)[1], `"`)[0]
+	status, _, body = do(t, "GET", sc.url+"/_plugins/_ml/connectors/"+id, nil, alice)
+	if status != 200 || !strings.Contains(string(body), `"owner":{"name":"alice","backend_roles":["ml-users"],"roles":["e2e_ml_user"]}`) {
+		t.Errorf("connector as alice sees it: %d %s, want owner alice", status, body)
+	}
+	// The proxy path is untouched: the cluster itself decides.
+	if status, _, b := do(t, "GET", sc.url+"/_cluster/health", nil, alice); status != 200 {
+		t.Errorf("alice's health through the proxy: %d %s", status, b)
+	}
+	if status, _, _ := do(t, "GET", sc.url+"/_cluster/health", nil, nil); status != 401 {
+		t.Errorf("anonymous health through the proxy: %d, want the cluster's 401", status)
+	}
+}
