@@ -77,6 +77,12 @@ func mappings(c Collection) map[string]any {
 			// Whatever a provider returns, nested and of any type.
 			"remote_job": flat(),
 			"owner":      owner(),
+			// The sidecar's own bookkeeping of batch jobs (see mlcommons).
+			"batch": map[string]any{"properties": map[string]any{
+				"provider": keyword(), "connector": opaque(), "client_key": map[string]any{"type": "keyword", "index": false},
+				"next_poll": map[string]any{"type": "long"}, "lease_owner": keyword(), "lease_until": map[string]any{"type": "long"},
+				"poll_failures": integer(),
+			}},
 		}
 	case Config:
 		props = map[string]any{

@@ -263,3 +263,49 @@ func statusError(status int, body []byte) error {
 	}
 	return &StatusError{Status: status, Type: cause.Type, Reason: cause.Reason}
 }
+
+// Scan visits every document matching query, a page at a time, through a
+// scroll: a consistent view however many documents match, with the version
+// of each so the caller can update it with optimistic concurrency.
+func (s *Store) Scan(ctx context.Context, c Collection, query any, pageSize int, visit func([]Doc) error) error {
+	type page struct {
+		ScrollID string `json:"_scroll_id"`
+		Hits     struct {
+			Hits []struct {
+				ID          string          `json:"_id"`
+				SeqNo       int64           `json:"_seq_no"`
+				PrimaryTerm int64           `json:"_primary_term"`
+				Source      json.RawMessage `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	var p page
+	q := url.Values{"scroll": {"1m"}}
+	body := map[string]any{"query": query, "size": pageSize, "seq_no_primary_term": true, "sort": []string{"_doc"}}
+	if err := s.do(ctx, http.MethodPost, "/"+s.Index(c)+"/_search", q, body, &p); err != nil {
+		return err
+	}
+	defer func() {
+		if p.ScrollID != "" {
+			// Free the scroll even when the caller's context is gone.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = s.do(cctx, http.MethodDelete, "/_search/scroll", nil, map[string]any{"scroll_id": p.ScrollID}, nil)
+		}
+	}()
+	for len(p.Hits.Hits) > 0 {
+		docs := make([]Doc, len(p.Hits.Hits))
+		for i, h := range p.Hits.Hits {
+			docs[i] = Doc{ID: h.ID, SeqNo: h.SeqNo, PrimaryTerm: h.PrimaryTerm, Source: h.Source}
+		}
+		if err := visit(docs); err != nil {
+			return err
+		}
+		id := p.ScrollID
+		p = page{}
+		if err := s.do(ctx, http.MethodPost, "/_search/scroll", nil, map[string]any{"scroll": "1m", "scroll_id": id}, &p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
