@@ -547,8 +547,12 @@ type testAPI struct {
 	http.Handler
 	store *fakeStore
 	keys  *crypto.Keyring
+	guard *outbound.Guard
 }
 
+// newTestAPI builds the API with a real keyring, the real outbound guard
+// with ML Commons' default trusted endpoints, a fixed clock and an empty
+// fake store.
 func newTestAPI(t testing.TB) *testAPI {
 	t.Helper()
 	key, err := crypto.GenerateKey("test-1")
@@ -563,15 +567,21 @@ func newTestAPI(t testing.TB) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return (&testAPI{keys: keys, guard: guard}).fresh()
+}
+
+// fresh returns an API with a's keys and guard and an empty store, for fuzz
+// targets that need a clean state per input without paying for new keys.
+func (a *testAPI) fresh() *testAPI {
 	store := newFakeStore()
 	api := New(Options{
-		Store: store, Guard: guard, NodeID: testNodeID, Logger: slog.New(slog.DiscardHandler),
+		Store: store, Guard: a.guard, NodeID: testNodeID, Logger: slog.New(slog.DiscardHandler),
 		Now: func() time.Time { return testNow },
 	})
-	api.SetKeyring(keys)
+	api.SetKeyring(a.keys)
 	r := mux.NewRouter().SkipClean(true).UseEncodedPath()
 	api.Register(r)
-	return &testAPI{Handler: r, store: store, keys: keys}
+	return &testAPI{Handler: r, store: store, keys: a.keys, guard: a.guard}
 }
 
 // do sends one request to the API and returns the recorded answer.

@@ -64,6 +64,8 @@ type Call struct {
 	// ClientKey selects the pooled client: calls of one connector version
 	// share connections.
 	ClientKey string
+	// AllowEmpty accepts a 2xx answer without a body (cancel calls).
+	AllowEmpty bool
 }
 
 // Response is a provider's successful answer.
@@ -152,7 +154,7 @@ func (e *Engine) Do(ctx context.Context, c Call) (*Response, error) {
 				Reason: fmt.Sprintf("Remote service returned error status %d with empty body", resp.StatusCode)}
 		}
 		return nil, &Error{Status: resp.StatusCode, Type: "status_exception", Reason: "Error from remote service: " + string(body)}
-	case len(bytes.TrimSpace(body)) == 0:
+	case len(bytes.TrimSpace(body)) == 0 && !c.AllowEmpty:
 		return nil, &Error{Status: http.StatusBadGateway, Type: "status_exception", Reason: "Remote service returned empty response body"}
 	}
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
