@@ -65,6 +65,16 @@ type Config struct {
 	MaxRequestBodyBytes   int64
 	NodeID                string
 	AuthCacheTTL          time.Duration
+
+	// Batch predict.
+	BatchPollInterval      time.Duration
+	BatchMaxPollFailures   int
+	MaxBatchInferenceTasks int
+	BatchPollConcurrency   int
+	BatchPollRate          float64
+	BatchLeaseTTL          time.Duration
+	BatchStatusFields      []string
+	BatchStatusRegex       map[string]string // task state (lower case) -> regex
 }
 
 // raw holds the options exactly as given, before parsing and validation.
@@ -87,6 +97,12 @@ type raw struct {
 	allowPrivateEndpoints              bool
 	maxRequestBodyBytes                int64
 	authCacheTTL                       time.Duration
+
+	batchPollInterval, batchLeaseTTL                                           time.Duration
+	batchMaxPollFailures, maxBatchTasks, batchPollConcurrency                  int
+	batchPollRate                                                              float64
+	batchStatusFields                                                          stringList
+	regexCancelling, regexCancelled, regexCompleted, regexExpired, regexFailed string
 }
 
 // stringList is a repeatable flag; the first value given replaces the
@@ -133,6 +149,19 @@ func (r *raw) flagSet(out io.Writer) *flag.FlagSet {
 	fs.Int64Var(&r.maxRequestBodyBytes, "max-request-body-bytes", 10<<20, "largest ML API request body; larger ones get 413")
 	fs.StringVar(&r.nodeID, "node-id", "", "name of this sidecar where ML Commons names a node (default: the host name)")
 	fs.DurationVar(&r.authCacheTTL, "auth-cache-ttl", 30*time.Second, "how long the cluster's verdict on an ML caller's credentials is reused")
+	fs.DurationVar(&r.batchPollInterval, "batch-poll-interval", time.Minute, "how often every open batch task is refreshed from its provider")
+	fs.IntVar(&r.batchMaxPollFailures, "batch-max-poll-failures", 10, "consecutive failed background refreshes after which a batch task is UNREACHABLE")
+	fs.IntVar(&r.maxBatchTasks, "max-batch-inference-tasks", 100, "most open batch prediction tasks; more submissions get 429")
+	fs.IntVar(&r.batchPollConcurrency, "batch-poll-concurrency", 16, "refreshes one replica runs at once")
+	fs.Float64Var(&r.batchPollRate, "batch-poll-rate-per-connector", 10, "status calls per second per connector, per replica")
+	fs.DurationVar(&r.batchLeaseTTL, "batch-lease-ttl", 2*time.Minute, "how long a replica holds a batch task it refreshes; a dead replica's tasks move after this")
+	r.batchStatusFields.values = []string{"status", "Status", "TransformJobStatus"}
+	fs.Var(&r.batchStatusFields, "batch-status-field", "remote_job field holding the provider's job status (repeatable)")
+	fs.StringVar(&r.regexCancelling, "batch-status-regex-cancelling", `(stopping|cancelling)`, "status regex meaning CANCELLING (tried first)")
+	fs.StringVar(&r.regexCancelled, "batch-status-regex-cancelled", `(stopped|cancelled)`, "status regex meaning CANCELLED")
+	fs.StringVar(&r.regexCompleted, "batch-status-regex-completed", `(complete|completed|partiallyCompleted)`, "status regex meaning COMPLETED")
+	fs.StringVar(&r.regexExpired, "batch-status-regex-expired", `(expired|timeout)`, "status regex meaning EXPIRED")
+	fs.StringVar(&r.regexFailed, "batch-status-regex-failed", `(failed)`, "status regex meaning FAILED (tried last)")
 	return fs
 }
 
@@ -280,6 +309,17 @@ func (r *raw) complete() (*Config, error) {
 		MaxRequestBodyBytes:        r.maxRequestBodyBytes,
 		NodeID:                     r.nodeID,
 		AuthCacheTTL:               r.authCacheTTL,
+		BatchPollInterval:          r.batchPollInterval,
+		BatchMaxPollFailures:       r.batchMaxPollFailures,
+		MaxBatchInferenceTasks:     r.maxBatchTasks,
+		BatchPollConcurrency:       r.batchPollConcurrency,
+		BatchPollRate:              r.batchPollRate,
+		BatchLeaseTTL:              r.batchLeaseTTL,
+		BatchStatusFields:          r.batchStatusFields.values,
+		BatchStatusRegex: map[string]string{
+			"cancelling": r.regexCancelling, "cancelled": r.regexCancelled, "completed": r.regexCompleted,
+			"expired": r.regexExpired, "failed": r.regexFailed,
+		},
 	}
 	var errs []error
 	fail := func(key, format string, a ...any) {
@@ -364,6 +404,28 @@ func (r *raw) complete() (*Config, error) {
 	}
 	if r.maxRequestBodyBytes < 1024 {
 		fail("max-request-body-bytes", "must be at least 1024, got %d", r.maxRequestBodyBytes)
+	}
+	for key, d := range map[string]time.Duration{"batch-poll-interval": r.batchPollInterval, "batch-lease-ttl": r.batchLeaseTTL} {
+		if d < 100*time.Millisecond {
+			fail(key, "must be at least 100ms, got %s", d)
+		}
+	}
+	for key, n := range map[string]int{"batch-max-poll-failures": r.batchMaxPollFailures, "batch-poll-concurrency": r.batchPollConcurrency} {
+		if n < 1 {
+			fail(key, "must be at least 1, got %d", n)
+		}
+	}
+	if r.maxBatchTasks < 0 {
+		fail("max-batch-inference-tasks", "must not be negative, got %d", r.maxBatchTasks)
+	}
+	if r.batchPollRate <= 0 {
+		fail("batch-poll-rate-per-connector", "must be positive, got %v", r.batchPollRate)
+	}
+	for state, re := range map[string]string{"cancelling": r.regexCancelling, "cancelled": r.regexCancelled,
+		"completed": r.regexCompleted, "expired": r.regexExpired, "failed": r.regexFailed} {
+		if _, err := regexp.Compile("(?i)" + re); err != nil {
+			fail("batch-status-regex-"+state, "%q does not compile: %v", re, err)
+		}
 	}
 	if r.authCacheTTL < 0 {
 		fail("auth-cache-ttl", "must not be negative, got %s", r.authCacheTTL)
