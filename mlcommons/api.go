@@ -21,10 +21,12 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
 	"github.com/mlsidecar/mlsidecar/mlcommons/crypto"
 	"github.com/mlsidecar/mlsidecar/mlcommons/outbound"
+	"github.com/mlsidecar/mlsidecar/mlcommons/remote"
 )
 
 // Store is what the API needs of indexstore.
@@ -36,18 +38,23 @@ type Store interface {
 	Delete(ctx context.Context, c indexstore.Collection, doc *indexstore.Doc) (*indexstore.WriteResult, error)
 	Search(ctx context.Context, c indexstore.Collection, body []byte, params url.Values) (json.RawMessage, error)
 	Count(ctx context.Context, c indexstore.Collection, query any) (int64, error)
+	Scan(ctx context.Context, c indexstore.Collection, query any, pageSize int, visit func([]indexstore.Doc) error) error
 }
 
 // Options configure the API.
 type Options struct {
 	Store Store
 	Guard *outbound.Guard
+	// Remote executes every provider call.
+	Remote *remote.Engine
 	// NodeID names this sidecar where ML Commons names an OpenSearch node
 	// (worker_node, planning_worker_nodes, stats).
 	NodeID string
 	// MaxBodyBytes bounds request bodies; larger ones get 413.
 	MaxBodyBytes int64
+	Batch        BatchOptions
 	Logger       *slog.Logger
+	Registerer   prometheus.Registerer
 	Now          func() time.Time
 }
 
@@ -55,8 +62,11 @@ type Options struct {
 type API struct {
 	store   Store
 	guard   *outbound.Guard
+	remote  *remote.Engine
 	nodeID  string
 	maxBody int64
+	batch   BatchOptions
+	metrics *metrics
 	log     *slog.Logger
 	now     func() time.Time
 	// keys is set once start-up has found or created the master key; until
@@ -73,7 +83,11 @@ func New(o Options) *API {
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = 10 << 20
 	}
-	return &API{store: o.Store, guard: o.Guard, nodeID: o.NodeID, maxBody: o.MaxBodyBytes, log: o.Logger, now: o.Now}
+	if o.Batch.PollInterval == 0 {
+		o.Batch = DefaultBatchOptions()
+	}
+	return &API{store: o.Store, guard: o.Guard, remote: o.Remote, nodeID: o.NodeID, maxBody: o.MaxBodyBytes,
+		batch: o.Batch, metrics: newMetrics(o.Registerer), log: o.Logger, now: o.Now}
 }
 
 // SetKeyring installs the credential keys; the API is ready from then on.
@@ -124,11 +138,16 @@ func (a *API) Register(r *mux.Router) {
 	for _, p := range []string{"/models/{id}/_undeploy", "/models/{id}/_unload"} {
 		route(p, a.undeployModel, http.MethodPost)
 	}
+	route("/models/{id}/_predict", a.predict, http.MethodPost)
+	route("/models/{id}/_batch_predict", a.batchPredict, http.MethodPost)
+	route("/_predict/{algorithm}/{id}", a.predict, http.MethodPost)
 	route("/models/{id}", a.getModel, http.MethodGet)
 	route("/models/{id}", a.updateModel, http.MethodPut)
 	route("/models/{id}", a.deleteModel, http.MethodDelete)
 
 	route("/tasks/_search", a.search(indexstore.Tasks), http.MethodGet, http.MethodPost)
+	route("/tasks/{id}/_cancel", a.cancelBatch, http.MethodPost)
+	route("/tasks/{id}/_cancel_batch", a.cancelBatch, http.MethodPost)
 	route("/tasks/{id}", a.getTask, http.MethodGet)
 	route("/tasks/{id}", a.deleteTask, http.MethodDelete)
 

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
-	"sort"
 	"strings"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
 	"github.com/mlsidecar/mlsidecar/mlcommons/auth"
+	"github.com/mlsidecar/mlsidecar/mlcommons/process"
+	"github.com/mlsidecar/mlsidecar/mlcommons/template"
 )
 
 // connectorInput is the body of connector create and update, and of an
@@ -55,37 +55,6 @@ var actionTypes = map[string]bool{actionPredict: true, actionExecute: true, acti
 var httpMethods = map[string]bool{"POST": true, "GET": true, "PUT": true, "DELETE": true}
 
 var backoffPolicies = map[string]bool{"constant": true, "exponential_equal_jitter": true, "exponential_full_jitter": true}
-
-// builtinFunctions are the pre/post-process functions mlsidecar runs. Any
-// other value would be a Painless script, which cannot run outside the
-// cluster.
-var builtinFunctions = map[string]bool{
-	"connector.pre_process.openai.embedding":             true,
-	"connector.pre_process.default.embedding":            true,
-	"connector.pre_process.cohere.embedding":             true,
-	"connector.pre_process.bedrock.embedding":            true,
-	"connector.pre_process.bedrock.multimodal_embedding": true,
-	"connector.pre_process.cohere.rerank":                true,
-	"connector.pre_process.default.rerank":               true,
-	"connector.pre_process.bedrock.rerank":               true,
-	"connector.post_process.openai.embedding":            true,
-	"connector.post_process.cohere.embedding":            true,
-	"connector.post_process.default.embedding":           true,
-	"connector.post_process.bedrock.embedding":           true,
-	"connector.post_process.cohere.rerank":               true,
-	"connector.post_process.default.rerank":              true,
-	"connector.post_process.bedrock.rerank":              true,
-	"connector.post_process.bedrock.batch_job_arn":       true,
-}
-
-func builtinList() string {
-	names := make([]string, 0, len(builtinFunctions))
-	for n := range builtinFunctions {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return strings.Join(names, ", ")
-}
 
 // parseConnectorInput decodes and validates a connector body. In update mode
 // no field is required.
@@ -201,11 +170,17 @@ func (a *API) validateConnector(c *Connector, in *connectorInput, dryRun bool) e
 			return illegalArg("url can't be null")
 		}
 		for _, f := range []string{act.PreProcessFunction, act.PostProcessFunction} {
-			if f != "" && !builtinFunctions[f] {
-				return illegalArg("Painless scripts in pre_process_function and post_process_function cannot run in mlsidecar; use one of the built-in functions: %s", builtinList())
+			if f != "" && !process.IsBuiltin(f) {
+				return illegalArg("Painless scripts in pre_process_function and post_process_function cannot run in mlsidecar; use one of the built-in functions: %s",
+					strings.Join(process.Names(), ", "))
 			}
 		}
-		if err := a.guard.CheckURL(substituteParameters(act.URL, c.Parameters)); err != nil {
+		// ML Commons checks the URL with the connector's own parameters filled.
+		u, err := template.Substitute(act.URL, c.Parameters)
+		if err != nil {
+			return err
+		}
+		if err := a.guard.CheckURL(u); err != nil {
 			return err
 		}
 	}
@@ -239,20 +214,6 @@ func (a *API) validateSigV4(c *Connector) error {
 		return illegalArg("Missing service name")
 	}
 	return nil
-}
-
-var parameterRef = regexp.MustCompile(`\$\{parameters\.([^}:]+)\}`)
-
-// substituteParameters fills ${parameters.x} from the connector's own
-// parameters, as ML Commons does before checking a URL against the trusted
-// endpoints.
-func substituteParameters(s string, params map[string]string) string {
-	return parameterRef.ReplaceAllStringFunc(s, func(ref string) string {
-		if v, ok := params[parameterRef.FindStringSubmatch(ref)[1]]; ok {
-			return v
-		}
-		return ref
-	})
 }
 
 func (a *API) createConnector(r *http.Request) (any, error) {

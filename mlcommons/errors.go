@@ -7,6 +7,9 @@ import (
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
 	"github.com/mlsidecar/mlsidecar/mlcommons/outbound"
+	"github.com/mlsidecar/mlsidecar/mlcommons/process"
+	"github.com/mlsidecar/mlsidecar/mlcommons/remote"
+	"github.com/mlsidecar/mlsidecar/mlcommons/template"
 )
 
 // Error is an answer in OpenSearch's error envelope. Handlers return it for
@@ -39,12 +42,22 @@ func parseErr(format string, a ...any) *Error {
 func toError(err error) (*Error, bool) {
 	var e *Error
 	var oe *outbound.Error
+	var re *remote.Error
+	var te *template.Error
+	var pe *process.Error
 	var se *indexstore.StatusError
 	switch {
 	case errors.As(err, &e):
 		return e, true
 	case errors.As(err, &oe):
 		return &Error{Status: oe.Status, Type: oe.Type, Reason: oe.Reason}, true
+	case errors.As(err, &re):
+		// The provider's status is kept, as ML Commons does.
+		return &Error{Status: re.Status, Type: re.Type, Reason: re.Reason}, true
+	case errors.As(err, &te):
+		return &Error{Status: te.Status, Type: te.Type, Reason: te.Reason}, true
+	case errors.As(err, &pe):
+		return &Error{Status: pe.Status, Type: pe.Type, Reason: pe.Reason}, true
 	case errors.Is(err, indexstore.ErrConflict):
 		return &Error{Status: http.StatusConflict, Type: "version_conflict_engine_exception",
 			Reason: "the document was changed by another request; retry"}, true

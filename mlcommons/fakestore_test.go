@@ -262,6 +262,40 @@ func (s *fakeStore) Count(_ context.Context, c indexstore.Collection, query any)
 	return int64(len(matched)), err
 }
 
+// Scan visits the documents of c matching query, pageSize at a time, as
+// they were when the scan started (a scroll's consistent view).
+func (s *fakeStore) Scan(_ context.Context, c indexstore.Collection, query any, pageSize int, visit func([]indexstore.Doc) error) error {
+	b, err := json.Marshal(query)
+	if err != nil {
+		return err
+	}
+	var q any
+	if err := decodeNumbers(b, &q); err != nil {
+		return err
+	}
+	if pageSize < 1 {
+		return parsingErr("[size] must be positive")
+	}
+	s.mu.Lock()
+	matched, err := s.match(c, q)
+	docs := make([]indexstore.Doc, len(matched))
+	for i, d := range matched {
+		docs[i] = indexstore.Doc{ID: d.id, SeqNo: d.seqNo, PrimaryTerm: d.primaryTerm, Source: bytes.Clone(d.source)}
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for len(docs) > 0 {
+		n := min(pageSize, len(docs))
+		if err := visit(docs[:n]); err != nil {
+			return err
+		}
+		docs = docs[n:]
+	}
+	return nil
+}
+
 // match returns the documents of c that match query, in creation order.
 func (s *fakeStore) match(c indexstore.Collection, query any) ([]*fakeDoc, error) {
 	var out []*fakeDoc
@@ -460,6 +494,16 @@ func parsingErr(format string, a ...any) error {
 	return &indexstore.StatusError{Status: http.StatusBadRequest, Type: "parsing_exception", Reason: fmt.Sprintf(format, a...)}
 }
 
+// reset empties the store, so fuzz targets can reuse one API (building
+// the router compiles every route) and still start each input clean.
+func (s *fakeStore) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.colls = map[indexstore.Collection]*fakeCollection{}
+	s.conflicts = map[indexstore.Collection][]injectedConflict{}
+	s.searches, s.replaces = nil, 0
+}
+
 // conflictOnReplace makes the next n Replace calls in c fail with
 // ErrConflict. concurrent, if not nil, plays the writer that got there
 // first: it changes the stored source each time.
@@ -547,7 +591,6 @@ type testAPI struct {
 	http.Handler
 	store *fakeStore
 	keys  *crypto.Keyring
-	guard *outbound.Guard
 }
 
 // newTestAPI builds the API with a real keyring, the real outbound guard
@@ -567,21 +610,15 @@ func newTestAPI(t testing.TB) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return (&testAPI{keys: keys, guard: guard}).fresh()
-}
-
-// fresh returns an API with a's keys and guard and an empty store, for fuzz
-// targets that need a clean state per input without paying for new keys.
-func (a *testAPI) fresh() *testAPI {
 	store := newFakeStore()
 	api := New(Options{
-		Store: store, Guard: a.guard, NodeID: testNodeID, Logger: slog.New(slog.DiscardHandler),
+		Store: store, Guard: guard, NodeID: testNodeID, Logger: slog.New(slog.DiscardHandler),
 		Now: func() time.Time { return testNow },
 	})
-	api.SetKeyring(a.keys)
+	api.SetKeyring(keys)
 	r := mux.NewRouter().SkipClean(true).UseEncodedPath()
 	api.Register(r)
-	return &testAPI{Handler: r, store: store, keys: a.keys, guard: a.guard}
+	return &testAPI{Handler: r, store: store, keys: keys}
 }
 
 // do sends one request to the API and returns the recorded answer.

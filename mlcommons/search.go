@@ -52,7 +52,7 @@ func (a *API) search(c indexstore.Collection) apiFunc {
 		if err != nil {
 			return nil, err
 		}
-		if c != indexstore.Connectors && c != indexstore.Models {
+		if c == indexstore.ModelGroups {
 			return raw, nil
 		}
 		var res any
@@ -100,13 +100,15 @@ func hasScript(v any) bool {
 	return false
 }
 
-// stripCredentials removes credential (and connector.credential) from every
-// _source in a search answer: hits, inner hits and top_hits aggregations.
+// stripCredentials removes credential (and connector.credential) and the
+// sidecar's batch bookkeeping from every _source in a search answer: hits,
+// inner hits and top_hits aggregations.
 func stripCredentials(v any) {
 	switch t := v.(type) {
 	case map[string]any:
 		if src, ok := t["_source"].(map[string]any); ok {
 			delete(src, "credential")
+			delete(src, "batch")
 			if c, ok := src["connector"].(map[string]any); ok {
 				delete(c, "credential")
 			}

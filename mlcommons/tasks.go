@@ -14,8 +14,15 @@ func isOpen(state string) bool {
 }
 
 func (a *API) getTask(r *http.Request) (any, error) {
-	t, _, err := load[Task](r.Context(), a.store, indexstore.Tasks, pathVar(r, "id"), taskNotFound())
-	return t, err
+	id := pathVar(r, "id")
+	t, _, err := load[Task](r.Context(), a.store, indexstore.Tasks, id, taskNotFound())
+	if err != nil {
+		return nil, err
+	}
+	if t.TaskType == taskBatchPrediction {
+		return a.getBatchTask(r, id, t)
+	}
+	return t.public(), nil
 }
 
 func (a *API) deleteTask(r *http.Request) (any, error) {

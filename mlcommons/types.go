@@ -151,6 +151,8 @@ type Task struct {
 	IsAsync        bool           `json:"is_async"`
 	RemoteJob      map[string]any `json:"remote_job,omitempty"`
 	Owner          *Owner         `json:"owner,omitempty"`
+	// Batch is the sidecar's own bookkeeping of a batch job; never shown.
+	Batch *batchState `json:"batch,omitempty"`
 }
 
 // Task types and states (ML Commons MLTaskType, MLTaskState).

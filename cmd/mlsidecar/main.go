@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"regexp"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,6 +28,7 @@ import (
 	"github.com/mlsidecar/mlsidecar/mlcommons/auth"
 	"github.com/mlsidecar/mlsidecar/mlcommons/crypto"
 	"github.com/mlsidecar/mlsidecar/mlcommons/outbound"
+	"github.com/mlsidecar/mlsidecar/mlcommons/remote"
 	"github.com/mlsidecar/mlsidecar/proxy"
 )
 
@@ -86,8 +89,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("trusted-endpoint-regex: %w", err)
 	}
+	batch, err := batchOptions(cfg)
+	if err != nil {
+		return err
+	}
 	ml := mlcommons.New(mlcommons.Options{
-		Store: store, Guard: guard, NodeID: cfg.NodeID, MaxBodyBytes: cfg.MaxRequestBodyBytes, Logger: log,
+		Store: store, Guard: guard, Remote: remote.New(guard, log, reg), NodeID: cfg.NodeID,
+		MaxBodyBytes: cfg.MaxRequestBodyBytes, Batch: batch, Logger: log, Registerer: reg,
 	})
 	// The caller's credentials go to the cluster for the check, so this
 	// client must not present the sidecar's own certificate either.
@@ -143,6 +151,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer close(initDone)
 		initML(checkCtx, store, ml, cfg.MasterKeys, log)
 	}()
+	pollerDone := make(chan struct{})
+	go func() {
+		defer close(pollerDone)
+		ml.RunPoller(checkCtx, cfg.NodeID+"/"+newRequestID())
+	}()
 
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- mainSrv.Serve(mainLn) }()
@@ -170,6 +183,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	stopCheck()
 	<-checkDone
 	<-initDone
+	<-pollerDone
 	internalCtx, cancelInternal := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancelInternal()
 	if err := internalSrv.Shutdown(internalCtx); err != nil {
@@ -203,4 +217,20 @@ func initML(ctx context.Context, store *indexstore.Store, ml *mlcommons.API, key
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
+}
+
+// batchOptions turns the batch settings into the API's options.
+func batchOptions(cfg *config.Config) (mlcommons.BatchOptions, error) {
+	rules := mlcommons.StatusRules{Fields: cfg.BatchStatusFields}
+	for _, state := range []string{"cancelling", "cancelled", "completed", "expired", "failed"} {
+		re, err := regexp.Compile("(?i)" + cfg.BatchStatusRegex[state])
+		if err != nil {
+			return mlcommons.BatchOptions{}, fmt.Errorf("batch-status-regex-%s: %w", state, err)
+		}
+		rules.Rules = append(rules.Rules, mlcommons.StatusRule{State: strings.ToUpper(state), Regex: re})
+	}
+	return mlcommons.BatchOptions{
+		PollInterval: cfg.BatchPollInterval, MaxPollFailures: cfg.BatchMaxPollFailures, MaxTasks: cfg.MaxBatchInferenceTasks,
+		Concurrency: cfg.BatchPollConcurrency, RatePerConnector: cfg.BatchPollRate, LeaseTTL: cfg.BatchLeaseTTL, Status: rules,
+	}, nil
 }
