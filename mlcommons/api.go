@@ -174,6 +174,9 @@ func (a *API) wrap(f apiFunc) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, a.maxBody)
 		v, err := f(r)
 		if err != nil {
+			if r.Context().Err() != nil {
+				return // the client went away: nobody to answer, nothing failed
+			}
 			e, clientErr := toError(err)
 			if !clientErr {
 				a.log.ErrorContext(r.Context(), "ML request failed", "path", r.URL.Path, "err", err)
@@ -241,7 +244,7 @@ func decodeBody(r *http.Request, v any, required bool) error {
 	if err := dec.Decode(v); err != nil {
 		return parseErr("Failed to parse request body: %s", jsonErrText(err))
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return parseErr("Failed to parse request body: unexpected data after the JSON object")
 	}
 	return nil

@@ -182,7 +182,7 @@ func headersAction(c *Connector, act *ConnectorAction) *ConnectorAction {
 
 // remoteJob turns a provider's answer into the remote_job map.
 func remoteJob(postProcess string, body []byte) (map[string]any, error) {
-	out, err := process.PostProcess(postProcess, "", body)
+	out, err := postProcessAnswer(postProcess, body)
 	if err != nil {
 		return nil, err
 	}
@@ -508,3 +508,7 @@ func (a *API) cancelBatch(r *http.Request) (any, error) {
 }
 
 var _ = remote.Call{}
+
+func postProcessAnswer(function string, body []byte) ([]process.Tensor, error) {
+	return postProcess(function, "", body)
+}

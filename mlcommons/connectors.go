@@ -276,7 +276,7 @@ func (a *API) updateConnector(r *http.Request) (any, error) {
 			return err
 		}
 		c.LastUpdatedTime = a.now().UnixMilli()
-		return a.validateConnector(c, nil, false)
+		return a.validateConnector(c, in, false)
 	})
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package mlcommons
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -201,11 +202,23 @@ func (a *API) predict(r *http.Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		out, err := process.PostProcess(act.PostProcessFunction, params["response_filter"], resp.Body)
+		out, err := postProcess(act.PostProcessFunction, params["response_filter"], resp.Body)
 		if err != nil {
 			return nil, err
 		}
 		results = append(results, inferenceResult{Output: out, StatusCode: resp.Status})
 	}
 	return map[string]any{"inference_results": results}, nil
+}
+
+// postProcess runs a post-process function. An answer it cannot read is the
+// provider's fault, not the caller's or the sidecar's: 502.
+func postProcess(function, filter string, body []byte) ([]process.Tensor, error) {
+	out, err := process.PostProcess(function, filter, body)
+	var pe *process.Error
+	if err != nil && !errors.As(err, &pe) {
+		return nil, &Error{Status: http.StatusBadGateway, Type: "status_exception",
+			Reason: "Remote service answered with something the post-process function cannot read: " + err.Error()}
+	}
+	return out, err
 }

@@ -26,12 +26,13 @@ func (a *API) search(c indexstore.Collection) apiFunc {
 			if err := dec.Decode(&req); err != nil {
 				return nil, parseErr("Failed to parse search request body: %s", jsonErrText(err))
 			}
-		} else {
+		}
+		if req == nil { // no body, or a JSON null
 			req = map[string]any{}
 		}
-		if (c == indexstore.Connectors || c == indexstore.Models) && hasScript(req) {
+		if c != indexstore.ModelGroups && hasScript(req) {
 			// A script could read _source, credential included.
-			return nil, illegalArg("scripts and runtime fields are not allowed in searches of connectors and models")
+			return nil, illegalArg("scripts and runtime fields are not allowed in searches of connectors, models and tasks")
 		}
 		if c == indexstore.Models {
 			// ML Commons never shows hidden models.

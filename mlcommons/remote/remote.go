@@ -318,7 +318,9 @@ func (d *guardDialer) DialContext(ctx context.Context, network, addr string) (ne
 
 type callKey struct{}
 
-func withCall(ctx context.Context, c *Call) context.Context { return context.WithValue(ctx, callKey{}, c) }
+func withCall(ctx context.Context, c *Call) context.Context {
+	return context.WithValue(ctx, callKey{}, c)
+}
 
 func callFrom(ctx context.Context) *Call {
 	c, _ := ctx.Value(callKey{}).(*Call)

@@ -1,0 +1,296 @@
+package mlcommons
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mlsidecar/mlsidecar/indexstore"
+)
+
+// generic decodes JSON text into maps, slices and float64s.
+func generic(t *testing.T, s string) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("%v: %s", err, s)
+	}
+	return v
+}
+
+// normalize re-encodes v so values decoded with UseNumber compare with
+// literals.
+func normalize(t *testing.T, v any) any {
+	t.Helper()
+	return generic(t, toJSON(t, v))
+}
+
+func TestStripCredentials(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{
+			name: "hits",
+			in:   `{"hits":{"hits":[{"_id":"a","_source":{"name":"n","credential":{"k":"mlsc1:x"}}},{"_id":"b","_source":{"name":"m"}}]}}`,
+			want: `{"hits":{"hits":[{"_id":"a","_source":{"name":"n"}},{"_id":"b","_source":{"name":"m"}}]}}`,
+		},
+		{
+			name: "inline connector of a model",
+			in:   `{"hits":{"hits":[{"_id":"a","_source":{"name":"n","connector":{"name":"c","credential":{"k":"v"}}}}]}}`,
+			want: `{"hits":{"hits":[{"_id":"a","_source":{"name":"n","connector":{"name":"c"}}}]}}`,
+		},
+		{
+			name: "inner hits",
+			in: `{"hits":{"hits":[{"_id":"a","_source":{"name":"n"},"inner_hits":{"same_name":{"hits":{"hits":[
+				{"_id":"b","_source":{"credential":{"k":"v"},"connector":{"credential":{"k":"v"}}}}]}}}}]}}`,
+			want: `{"hits":{"hits":[{"_id":"a","_source":{"name":"n"},"inner_hits":{"same_name":{"hits":{"hits":[
+				{"_id":"b","_source":{"connector":{}}}]}}}}]}}`,
+		},
+		{
+			name: "top_hits aggregation",
+			in: `{"hits":{"hits":[]},"aggregations":{"by_name":{"buckets":[{"key":"x","top":{"hits":{"hits":[
+				{"_id":"a","_source":{"name":"x","credential":{"k":"v"}}}]}}}]}}}`,
+			want: `{"hits":{"hits":[]},"aggregations":{"by_name":{"buckets":[{"key":"x","top":{"hits":{"hits":[
+				{"_id":"a","_source":{"name":"x"}}]}}}]}}}`,
+		},
+		{
+			name: "no _source",
+			in:   `{"hits":{"hits":[{"_id":"a"}]}}`,
+			want: `{"hits":{"hits":[{"_id":"a"}]}}`,
+		},
+		{
+			name: "credential outside _source is not a stored credential",
+			in:   `{"hits":{"hits":[{"_id":"a","_source":{"parameters":{"credential":"kept"}}}]}}`,
+			want: `{"hits":{"hits":[{"_id":"a","_source":{"parameters":{"credential":"kept"}}}]}}`,
+		},
+		{
+			name: "not an object",
+			in:   `[1,"x",null]`,
+			want: `[1,"x",null]`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := generic(t, tt.in)
+			stripCredentials(got)
+			if diff := cmp.Diff(generic(t, tt.want), got); diff != "" {
+				t.Errorf("mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestHasScript(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want bool
+	}{
+		{"empty", `{}`, false},
+		{"match_all", `{"query":{"match_all":{}},"size":10}`, false},
+		{"script as a value", `{"query":{"match":{"description":"script"}}}`, false},
+		{"field names that contain script", `{"query":{"term":{"scripts":"x"}},"sort":[{"description_script":"asc"}]}`, false},
+		{"runtime_mappings as a value", `{"query":{"term":{"name.keyword":"runtime_mappings"}}}`, false},
+		{"dashboards model search", `{"query":{"bool":{"must":[{"terms":{"model_state":["DEPLOYED"]}},{"wildcard":{"name.keyword":"*a*"}}],
+			"must_not":{"exists":{"field":"chunk_number"}}}},"aggs":{"connector_names":{"terms":{"field":"connector.name.keyword"}}},"from":0,"size":50}`, false},
+		{"script_fields", `{"script_fields":{"c":{"script":{"source":"params._source.credential"}}}}`, true},
+		{"runtime_mappings", `{"runtime_mappings":{"c":{"type":"keyword"}}}`, true},
+		{"script query", `{"query":{"bool":{"filter":[{"script":{"script":"true"}}]}}}`, true},
+		{"script in an array", `{"query":{"bool":{"should":[{"match_all":{}},{"script":{"script":{"source":"x"}}}]}}}`, true},
+		{"script_score", `{"query":{"function_score":{"query":{"match_all":{}},"script_score":{"script":"1"}}}}`, true},
+		{"script sort", `{"sort":[{"_script":{"type":"string","script":"doc['x']"}}]}`, true},
+		{"scripted_metric", `{"aggs":{"a":{"scripted_metric":{"map_script":"x"}}}}`, true},
+		{"terms aggregation script", `{"aggs":{"a":{"terms":{"script":{"source":"x"}}}}}`, true},
+		{"deep", `{"a":[{"b":[[{"c":{"d":[{"script_fields":{}}]}}]]}]}`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := hasScript(generic(t, tt.body)); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSearchScriptsRefused(t *testing.T) {
+	body := `{"query":{"match_all":{}},"script_fields":{"c":{"script":{"source":"params._source.credential"}}}}`
+	tests := []struct {
+		path       string
+		collection indexstore.Collection
+		refused    bool
+	}{
+		{connectorsPath + "_search", indexstore.Connectors, true},
+		{modelsPath + "_search", indexstore.Models, true},
+		{groupsPath + "_search", indexstore.ModelGroups, false},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.collection), func(t *testing.T) {
+			a := newTestAPI(t)
+			rec := a.do(t, http.MethodPost, tt.path, body)
+			if tt.refused {
+				wantError(t, rec, 400, "illegal_argument_exception", "scripts and runtime fields are not allowed in searches of connectors, models and tasks")
+				for _, s := range a.store.searches {
+					t.Errorf("refused search reached the store: %+v", s)
+				}
+				return
+			}
+			if rec.Code != http.StatusOK {
+				t.Errorf("got status %d, want 200; body %s", rec.Code, rec.Body)
+			}
+			if got := a.store.lastSearch(t, tt.collection).Body; got["script_fields"] == nil {
+				t.Errorf("store got %v, want the caller's body", got)
+			}
+		})
+	}
+}
+
+func TestModelSearchExcludesHidden(t *testing.T) {
+	tests := []struct {
+		name      string
+		body      string
+		wantQuery string
+		wantHits  []string
+	}{
+		{
+			name:      "no body",
+			wantQuery: `{"bool":{"must":[{"match_all":{}}],"must_not":[{"term":{"is_hidden":true}}]}}`,
+			wantHits:  []string{"visible", "other"},
+		},
+		{
+			name:      "no query",
+			body:      `{"size":5}`,
+			wantQuery: `{"bool":{"must":[{"match_all":{}}],"must_not":[{"term":{"is_hidden":true}}]}}`,
+			wantHits:  []string{"visible", "other"},
+		},
+		{
+			name:      "caller's query",
+			body:      `{"query":{"term":{"name.keyword":"same"}}}`,
+			wantQuery: `{"bool":{"must":[{"term":{"name.keyword":"same"}}],"must_not":[{"term":{"is_hidden":true}}]}}`,
+			wantHits:  []string{"visible"},
+		},
+		{
+			name:      "caller asks for hidden models",
+			body:      `{"query":{"term":{"is_hidden":true}}}`,
+			wantQuery: `{"bool":{"must":[{"term":{"is_hidden":true}}],"must_not":[{"term":{"is_hidden":true}}]}}`,
+			wantHits:  []string{},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newTestAPI(t)
+			a.store.put(t, indexstore.Models, "visible", Model{Name: "same", Algorithm: algorithmRemote, ModelState: stateRegistered})
+			a.store.put(t, indexstore.Models, "hidden", Model{Name: "same", Algorithm: algorithmRemote, ModelState: stateRegistered, IsHidden: true})
+			a.store.put(t, indexstore.Models, "other", Model{Name: "other", Algorithm: algorithmRemote, ModelState: stateRegistered})
+
+			res := a.mustDo(t, http.MethodPost, modelsPath+"_search", tt.body)
+			sent := a.store.lastSearch(t, indexstore.Models).Body
+			if diff := cmp.Diff(generic(t, tt.wantQuery), normalize(t, sent["query"])); diff != "" {
+				t.Errorf("query sent to the store mismatch (-want +got):\n%s", diff)
+			}
+			if strings.Contains(tt.body, "size") && sent["size"] == nil {
+				t.Errorf("store got %v, want the caller's size kept", sent)
+			}
+			got := []string{}
+			for _, h := range res["hits"].(map[string]any)["hits"].([]any) {
+				got = append(got, h.(map[string]any)["_id"].(string))
+			}
+			if diff := cmp.Diff(tt.wantHits, got); diff != "" {
+				t.Errorf("hits mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSearchHidesCredentials(t *testing.T) {
+	a := newTestAPI(t)
+	a.createConnector(t, openAIConnector())
+	a.mustDo(t, http.MethodPost, registerPath, toJSON(t, map[string]any{"name": "inline", "function_name": "remote", "connector": openAIConnector()}))
+
+	tests := []struct {
+		name, method, path, body string
+	}{
+		{"connectors GET", http.MethodGet, connectorsPath + "_search", ""},
+		{"connectors POST", http.MethodPost, connectorsPath + "_search", `{"query":{"match_all":{}}}`},
+		{"connectors _source asks for credential", http.MethodPost, connectorsPath + "_search?_source_includes=credential", `{"_source":["credential","name"]}`},
+		{"models", http.MethodPost, modelsPath + "_search", `{}`},
+		{"models filter_path", http.MethodPost, modelsPath + "_search?filter_path=**.credential", `{}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := a.do(t, tt.method, tt.path, tt.body)
+			if rec.Code != http.StatusOK {
+				t.Fatalf("got status %d, want 200; body %s", rec.Code, rec.Body)
+			}
+			if strings.Contains(rec.Body.String(), `"credential"`) || strings.Contains(rec.Body.String(), "mlsc1:") {
+				t.Errorf("search answered a credential: %s", rec.Body)
+			}
+			res := decodeAnswer(t, rec)
+			if n := len(res["hits"].(map[string]any)["hits"].([]any)); n != 1 {
+				t.Errorf("got %d hits, want 1", n)
+			}
+		})
+	}
+}
+
+func TestSearchParams(t *testing.T) {
+	tests := []struct {
+		name  string
+		query string
+		want  url.Values
+	}{
+		{"none", "", url.Values{}},
+		{"kept", "size=3&from=1&q=name:x&_source_includes=name", url.Values{"size": {"3"}, "from": {"1"}, "q": {"name:x"}, "_source_includes": {"name"}}},
+		{"answer shapers dropped", "filter_path=hits.hits._source&pretty&human=true&error_trace=true&format=yaml&typed_keys=true&size=2",
+			url.Values{"size": {"2"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, err := url.ParseQuery(tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, searchParams(q)); diff != "" {
+				t.Errorf("mismatch (-want +got):\n%s", diff)
+			}
+
+			a := newTestAPI(t)
+			a.mustDo(t, http.MethodPost, connectorsPath+"_search?"+tt.query, `{}`)
+			if diff := cmp.Diff(tt.want, a.store.lastSearch(t, indexstore.Connectors).Params); diff != "" {
+				t.Errorf("params sent to the store mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSearchBodyErrors(t *testing.T) {
+	tests := []struct {
+		name, body, reason string
+	}{
+		{"array", `[]`, "Failed to parse search request body: expected a JSON object, got a JSON array"},
+		{"string", `"x"`, "Failed to parse search request body: expected a JSON object, got a JSON string"},
+		{"truncated", `{"query":`, "Failed to parse search request body: unexpected EOF"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newTestAPI(t)
+			for _, path := range []string{connectorsPath, modelsPath, groupsPath, tasksPath} {
+				wantError(t, a.do(t, http.MethodPost, path+"_search", tt.body), 400, "parse_exception", tt.reason)
+			}
+		})
+	}
+}
+
+func TestTaskSearch(t *testing.T) {
+	a := newTestAPI(t)
+	a.store.put(t, indexstore.Tasks, "t1", Task{TaskType: "REGISTER_MODEL", State: taskCompleted})
+	a.store.put(t, indexstore.Tasks, "t2", Task{TaskType: "DEPLOY_MODEL", State: taskRunning})
+	res := a.mustDo(t, http.MethodPost, tasksPath+"_search", `{"query":{"term":{"state":"RUNNING"}}}`)
+	hits := res["hits"].(map[string]any)["hits"].([]any)
+	if len(hits) != 1 || hits[0].(map[string]any)["_id"] != "t2" {
+		t.Errorf("got hits %v, want t2 only", hits)
+	}
+}
