@@ -180,3 +180,5 @@ func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return fmt.Sprintf("%s", b)
 }
+
+func faultStatus(status int) fault.Fault { return fault.Fault{Status: status} }
