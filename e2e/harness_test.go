@@ -358,3 +358,5 @@ func basicAuthHeader(user, pass string) (string, error) {
 	r.SetBasicAuth(user, pass)
 	return r.Header.Get("Authorization"), nil
 }
+
+func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }

@@ -382,7 +382,8 @@ func (a *API) refresh(ctx context.Context, id string, t *Task, background bool) 
 	status, callErr := a.statusCall(ctx, t)
 	now := a.now()
 	outcome := refreshUnchanged
-	_, stored, err := modify(ctx, a.store, indexstore.Tasks, id, taskNotFound(), func(cur *Task) error {
+	// No refresh=wait_for: readers of one task read it by id, in real time.
+	_, stored, err := modifyDoc(ctx, a.store, indexstore.Tasks, id, taskNotFound(), false, func(cur *Task) error {
 		outcome = refreshUnchanged
 		if !cur.isOpenBatch() {
 			return errNothingToDo // another replica or request finished it

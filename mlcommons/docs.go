@@ -36,6 +36,12 @@ const maxWriteAttempts = 30
 // short jittered pause, so no update is lost. mutate must be safe to run
 // more than once.
 func modify[T any](ctx context.Context, s Store, c indexstore.Collection, id string, notFound error, mutate func(*T) error) (*indexstore.WriteResult, *T, error) {
+	return modifyDoc(ctx, s, c, id, notFound, true, mutate)
+}
+
+// modifyDoc is modify with a choice: refresh makes the write visible to the
+// next search before it returns (refresh=wait_for), at up to a second's cost.
+func modifyDoc[T any](ctx context.Context, s Store, c indexstore.Collection, id string, notFound error, refresh bool, mutate func(*T) error) (*indexstore.WriteResult, *T, error) {
 	for attempt := 1; ; attempt++ {
 		v, doc, err := load[T](ctx, s, c, id, notFound)
 		if err != nil {
@@ -44,7 +50,7 @@ func modify[T any](ctx context.Context, s Store, c indexstore.Collection, id str
 		if err := mutate(v); err != nil {
 			return nil, nil, err
 		}
-		res, err := s.Replace(ctx, c, doc, v, true)
+		res, err := s.Replace(ctx, c, doc, v, refresh)
 		if errors.Is(err, indexstore.ErrConflict) && attempt < maxWriteAttempts {
 			pause := time.Duration(rand.Int64N(int64(min(10<<attempt, 500))+1)) * time.Millisecond
 			select {
