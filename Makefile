@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin/mlsidecar
 PKGS     = $(shell $(GO) list ./... | grep -v /e2e)
 
-.PHONY: all build run test vet unit e2e fuzz fuzz-short bench-proxy clean
+.PHONY: all build run test vet unit e2e fuzz fuzz-short bench-proxy bench-batch clean
 
 all: build
 
@@ -48,6 +48,13 @@ fuzz-short:
 # nginx (apt-get install -y wrk nginx); prints ratios. Not part of `make test`.
 bench-proxy: build
 	MLSIDECAR_BIN=$(CURDIR)/$(BIN) bash e2e/bench/proxy.sh
+
+# Batch predict: submission overhead and one poll cycle over BENCH_BATCH_TASKS
+# (default 10000) open tasks, against the OpenAI double and a real node;
+# prints ratios to the double alone. Not part of `make test`.
+bench-batch: build
+	bash e2e/opensearch/node.sh fetch
+	MLSIDECAR_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -count=1 -timeout 60m -v -run TestBenchBatch ./e2e/
 
 clean:
 	rm -rf bin e2e/opensearch/target .run

@@ -424,6 +424,17 @@ func TestPredictBedrock(t *testing.T) {
 		vectorsWithin(t, mustPredictVectors(t, sc, secrets, "/_plugins/_ml/_predict/text_embedding/"+model, `{"text_docs":[`+string(text)+`]}`), want)
 		vectorsWithin(t, mustPredictVectors(t, sc, secrets, "/_plugins/_ml/models/"+model+"/_predict", `{"parameters":{"inputText":`+string(text)+`}}`), want)
 	})
+	t.Run("request parameters do not change the signing scope", func(t *testing.T) {
+		// ML Commons signs with the region and service_name stored on the
+		// connector; request parameters of those names only feed templates.
+		before := len(double.Requests())
+		got := mustPredictVectors(t, sc, secrets, "/_plugins/_ml/models/"+model+"/_predict",
+			`{"parameters":{"inputText":"scoped","region":"eu-west-1","service_name":"s3"}}`)
+		vectorsWithin(t, got, [][][]float64{{bedrock.Embedding("scoped", dim)}})
+		if reqs := double.Requests()[before:]; len(reqs) != 1 || !scope.MatchString(reqs[0].Header.Get("Authorization")) {
+			t.Errorf("requests = %d, Authorization %v, want one scoped to us-east-1/bedrock", len(reqs), reqs)
+		}
+	})
 	t.Run("session token", func(t *testing.T) {
 		// The blueprint's own URL template, with the model from the parameters.
 		withToken := deployModel(t, sc, awsConnector(bedrockBlueprint, double.URL()+"/model/${parameters.model}/invoke", session, ""))

@@ -152,7 +152,8 @@ func (a *API) nextModelVersion(r *http.Request, groupID, name string, owner *Own
 		}
 	}
 	var version int
-	_, _, err := modify(ctx, a.store, indexstore.ModelGroups, groupID, modelGroupNotFound(groupID), func(g *ModelGroup) error {
+	// Read by id only: no need to wait for a refresh.
+	_, _, err := modifyDoc(ctx, a.store, indexstore.ModelGroups, groupID, modelGroupNotFound(groupID), false, func(g *ModelGroup) error {
 		g.LatestVersion++
 		g.LastUpdatedTime = a.now().UnixMilli()
 		version = g.LatestVersion
@@ -168,7 +169,7 @@ func (a *API) groupIDsNamed(r *http.Request, name string) ([]string, error) {
 // finishTask records how a synchronous task ended. The caller's answer does
 // not depend on it, so a failure is logged, not returned.
 func (a *API) finishTask(r *http.Request, taskID, state, modelID string, cause error) {
-	_, _, err := modify(r.Context(), a.store, indexstore.Tasks, taskID, indexstore.ErrNotFound, func(t *Task) error {
+	_, _, err := modifyDoc(r.Context(), a.store, indexstore.Tasks, taskID, indexstore.ErrNotFound, false, func(t *Task) error {
 		t.State, t.LastUpdateTime = state, a.now().UnixMilli()
 		if modelID != "" {
 			t.ModelID = modelID

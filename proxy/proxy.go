@@ -5,6 +5,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -54,11 +55,13 @@ type Proxy struct {
 	rp      *httputil.ReverseProxy
 	log     *slog.Logger
 	metrics *metrics
+	small   sync.Pool // *[]byte of smallBody bytes
 }
 
 // New returns a Proxy to upstream (scheme, host and an optional path prefix).
 func New(upstream *url.URL, transport http.RoundTripper, log *slog.Logger, reg prometheus.Registerer) *Proxy {
 	p := &Proxy{log: log, metrics: newMetrics(reg)}
+	p.small.New = func() any { b := make([]byte, smallBody); return &b }
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
@@ -79,7 +82,25 @@ func New(upstream *url.URL, transport http.RoundTripper, log *slog.Logger, reg p
 	return p
 }
 
+// smallBody is the largest request body read into memory before it is
+// forwarded (as nginx's client_body_buffer_size): the transport then sends
+// headers and body in one write instead of flushing the headers first.
+// Larger bodies stream, so memory stays flat however big a _bulk is.
+const smallBody = 16 << 10
+
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength > 0 && r.ContentLength <= smallBody {
+		bp := p.small.Get().(*[]byte)
+		defer p.small.Put(bp)
+		buf := (*bp)[:r.ContentLength]
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			// The client sent less than it announced, or went away.
+			p.log.DebugContext(r.Context(), "reading request body", "err", err)
+			WriteError(w, http.StatusBadRequest, "parse_exception", "request body is shorter than its Content-Length")
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(buf))
+	}
 	p.rp.ServeHTTP(w, r)
 }
 
