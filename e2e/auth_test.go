@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"time"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,6 +62,25 @@ func TestMLCallersAreAuthenticatedByTheCluster(t *testing.T) {
 	if status != 200 || !strings.Contains(string(body), `"owner":{"name":"alice","backend_roles":["ml-users"],"roles":["e2e_ml_user"]}`) {
 		t.Errorf("connector as alice sees it: %d %s, want owner alice", status, body)
 	}
+	// A sidecar whose own account may not create its indices answers to
+	// the cluster but never becomes ready, and says why.
+	alicePW := filepath.Join(t.TempDir(), "alice-password")
+	if err := os.WriteFile(alicePW, []byte("alice-E2e-pass1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	weak := startSidecarUnready(t, "--upstream", sec.url(), "--upstream-username", "alice", "--upstream-password-file", alicePW,
+		"--index-prefix", ".e2e-auth-weak-")
+	eventually(t, 20*time.Second, "the ML init to have failed at least once", func() bool {
+		return strings.Contains(weak.logs.String(), "ML Commons API not ready yet")
+	})
+	status, _, body = do(t, "GET", weak.internalURL+"/-/ready", nil, nil)
+	if status != 503 || !strings.Contains(string(body), "ML Commons indices or master key not ready") {
+		t.Errorf("readiness of a sidecar that cannot create its indices: %d %s", status, body)
+	}
+	if status, _, b := do(t, "GET", weak.url+"/_plugins/_ml/connectors/"+id, nil, alice); status != 503 {
+		t.Errorf("ML request before the sidecar is ready: %d %s, want 503", status, b)
+	}
+
 	// The proxy path is untouched: the cluster itself decides.
 	if status, _, b := do(t, "GET", sc.url+"/_cluster/health", nil, alice); status != 200 {
 		t.Errorf("alice's health through the proxy: %d %s", status, b)

@@ -140,8 +140,24 @@ type sidecar struct {
 }
 
 // startSidecar runs the mlsidecar binary in front of the shared node and
-// waits until it has bound its listeners.
+// waits until it is ready.
 func startSidecar(t *testing.T, extraArgs ...string) *sidecar {
+	t.Helper()
+	s := startSidecarUnready(t, extraArgs...)
+	// Ready means the upstream answers and the ML indices and keys exist.
+	deadline := time.Now().Add(60 * time.Second)
+	for s.readyStatus(t) != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatalf("mlsidecar never became ready:\n%s", s.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return s
+}
+
+// startSidecarUnready runs the binary and waits only until it has bound its
+// listeners.
+func startSidecarUnready(t *testing.T, extraArgs ...string) *sidecar {
 	t.Helper()
 	args := append([]string{
 		"--listen-address", "127.0.0.1:0",
@@ -185,14 +201,6 @@ func startSidecar(t *testing.T, extraArgs ...string) *sidecar {
 		t.Fatalf("mlsidecar exited before starting: %v\n%s", err, s.logs)
 	case <-time.After(30 * time.Second):
 		t.Fatalf("mlsidecar did not start:\n%s", s.logs)
-	}
-	// Ready means the upstream answers and the ML indices and keys exist.
-	deadline := time.Now().Add(60 * time.Second)
-	for s.readyStatus(t) != http.StatusOK {
-		if time.Now().After(deadline) {
-			t.Fatalf("mlsidecar never became ready:\n%s", s.logs)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	return s
 }
