@@ -77,38 +77,10 @@ func writeGSON(b *strings.Builder, v any) {
 	}
 }
 
-// writeGSONString quotes s as Gson's HTML-safe JsonWriter does: \" \\ \t \b
-// \n \r \f, other control characters, < > & = ' and U+2028/U+2029 as
-// lower-case \uxxxx, everything else (non-ASCII and "/" included) literal.
-// ML Commons 3.3+ turned HTML escaping off; both decode to the same text.
+// writeGSONString quotes s as Gson's HTML-safe JsonWriter does.
 func writeGSONString(b *strings.Builder, s string) {
 	b.WriteByte('"')
-	for _, r := range s {
-		switch r {
-		case '"':
-			b.WriteString(`\"`)
-		case '\\':
-			b.WriteString(`\\`)
-		case '\t':
-			b.WriteString(`\t`)
-		case '\b':
-			b.WriteString(`\b`)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		case '\f':
-			b.WriteString(`\f`)
-		case '<', '>', '&', '=', '\'', '\u2028', '\u2029':
-			fmt.Fprintf(b, `\u%04x`, r)
-		default:
-			if r < 0x20 {
-				fmt.Fprintf(b, `\u%04x`, r)
-			} else {
-				b.WriteRune(r)
-			}
-		}
-	}
+	b.WriteString(template.GsonEscape(s))
 	b.WriteByte('"')
 }
 

@@ -61,12 +61,12 @@ func writeUnicodeEscape(b *strings.Builder, r rune, digits string) {
 	b.WriteByte(digits[r&0xF])
 }
 
-// gsonEscape is the inside of a JSON string as ML Commons' Gson instance
+// GsonEscape is the inside of a JSON string as ML Commons' Gson instance
 // writes it (StringUtils.processTextDoc, and gson.toJson for list and map
 // parameters). It differs from EscapeJSON, and ML Commons uses both: only `"`,
 // `\`, control characters, the HTML-sensitive < > & = ' and U+2028/U+2029 are
 // escaped, with lower-case hex; `/` and non-ASCII text stay as they are.
-func gsonEscape(s string) string {
+func GsonEscape(s string) string {
 	const lowerHex = "0123456789abcdef"
 	var b strings.Builder
 	b.Grow(len(s))
@@ -123,7 +123,7 @@ func writeCompactJSON(b *strings.Builder, v any) {
 		b.WriteString("null")
 	case string:
 		b.WriteByte('"')
-		b.WriteString(gsonEscape(v))
+		b.WriteString(GsonEscape(v))
 		b.WriteByte('"')
 	case json.Number:
 		b.WriteString(v.String())

@@ -93,7 +93,7 @@ func withToString(params map[string]string) map[string]string {
 				if added == nil {
 					added = make(map[string]string)
 				}
-				added[m[1]+".toString()"] = gsonEscape(value)
+				added[m[1]+".toString()"] = GsonEscape(value)
 			}
 		}
 	}

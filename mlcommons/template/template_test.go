@@ -785,7 +785,7 @@ func FuzzEscapeJSON(f *testing.F) {
 		if !utf8.ValidString(s) {
 			return
 		}
-		for name, escaped := range map[string]string{"EscapeJSON": out, "gsonEscape": gsonEscape(s)} {
+		for name, escaped := range map[string]string{"EscapeJSON": out, "GsonEscape": GsonEscape(s)} {
 			var back string
 			if err := json.Unmarshal([]byte(`"`+escaped+`"`), &back); err != nil {
 				t.Fatalf("%s(%q) = %q is not a JSON string body: %v", name, s, escaped, err)
