@@ -204,3 +204,36 @@ func TestBatchTaskOutlivesItsModelAndSurvivesProviderErrors(t *testing.T) {
 		t.Errorf("GET after the model and connector are gone = %v, want a live refresh to COMPLETED", got)
 	}
 }
+
+// Given a connector with only predict and batch_predict actions, named an
+// OpenAI connector by its mlsidecar.provider parameter (the double's URL says
+// nothing), when jobs are followed and cancelled through the 2.18+ route,
+// then ML Commons' derived status and cancel actions are used.
+func TestBatchDerivedActions(t *testing.T) {
+	const prefix = ".e2e-batch-derived-"
+	d, clock := batchDouble(t)
+	sc := startSidecar(t, withArgs("--index-prefix", prefix, "--batch-poll-interval", "200ms")...)
+	input := uploadBatchInput(t, d, embeddingLine("a", "a"))
+	connector := fmt.Sprintf(`{"name":"derived","version":"1","protocol":"http",
+	  "parameters":{"model":"text-embedding-ada-002","input_file_id":%q,"endpoint":"/v1/embeddings","mlsidecar.provider":"openai"},
+	  "credential":{"openAI_key":%q},
+	  "actions":[
+	    {"action_type":"predict","method":"POST","url":"%s/v1/embeddings","headers":{"Authorization":"Bearer ${credential.openAI_key}"},
+	     "request_body":"{ \"input\": ${parameters.input}, \"model\": \"${parameters.model}\" }"},
+	    {"action_type":"batch_predict","method":"POST","url":"%s/v1/batches","headers":{"Authorization":"Bearer ${credential.openAI_key}"},
+	     "request_body":"{ \"input_file_id\": \"${parameters.input_file_id}\", \"endpoint\": \"${parameters.endpoint}\", \"completion_window\": \"24h\" }"}]}`,
+		input, openAIKey, d.URL(), d.URL())
+	model := deployModel(t, sc, connector)
+
+	done := mustML(t, sc, 200, "POST", "/_plugins/_ml/models/"+model+"/_batch_predict", `{"parameters":{}}`)["task_id"].(string)
+	cancelled := mustML(t, sc, 200, "POST", "/_plugins/_ml/models/"+model+"/_batch_predict", `{"parameters":{}}`)["task_id"].(string)
+	if ok := mustML(t, sc, 200, "POST", "/_plugins/_ml/tasks/"+cancelled+"/_cancel", ""); ok["status"] != "OK" {
+		t.Errorf("_cancel answer = %v", ok)
+	}
+	if d.Requests("batches.cancel") != 1 {
+		t.Errorf("the derived cancel action made %d cancel calls, want 1", d.Requests("batches.cancel"))
+	}
+	clock.Advance(3 * time.Minute)
+	waitTask(t, prefix, done, "COMPLETED through the derived status action", func(task map[string]any) bool { return task["state"] == "COMPLETED" })
+	waitTask(t, prefix, cancelled, "CANCELLED", func(task map[string]any) bool { return task["state"] == "CANCELLED" })
+}
