@@ -75,6 +75,8 @@ func New(o Options) (*Store, error) {
 	t.TLSClientConfig = o.TLS
 	t.Proxy = nil
 	t.MaxIdleConnsPerHost = 64
+	// Answers are small and the cluster is near: gzip only costs CPU twice.
+	t.DisableCompression = true
 	noDiscovery := false
 	c, err := opensearch.NewClient(opensearch.Config{
 		Addresses:             []string{o.Upstream.String()},
@@ -193,6 +195,11 @@ func (s *Store) Search(ctx context.Context, c Collection, body []byte, params ur
 		return nil, err
 	}
 	return r, nil
+}
+
+// Refresh makes every write to a collection visible to searches now.
+func (s *Store) Refresh(ctx context.Context, c Collection) error {
+	return s.do(ctx, http.MethodPost, "/"+s.Index(c)+"/_refresh", nil, nil, nil)
 }
 
 // Count counts the documents matching query (a query DSL object).

@@ -38,6 +38,7 @@ type Store interface {
 	Delete(ctx context.Context, c indexstore.Collection, doc *indexstore.Doc) (*indexstore.WriteResult, error)
 	Search(ctx context.Context, c indexstore.Collection, body []byte, params url.Values) (json.RawMessage, error)
 	Count(ctx context.Context, c indexstore.Collection, query any) (int64, error)
+	Refresh(ctx context.Context, c indexstore.Collection) error
 	Scan(ctx context.Context, c indexstore.Collection, query any, pageSize int, visit func([]indexstore.Doc) error) error
 }
 

@@ -127,13 +127,8 @@ func (a *API) batchPredict(r *http.Request) (any, error) {
 		return nil, illegalArg("no BATCH_PREDICT action found")
 	}
 	ctx := r.Context()
-	open, err := a.store.Count(ctx, indexstore.Tasks, openBatchQuery())
-	if err != nil {
+	if err := a.checkBatchLimit(ctx); err != nil {
 		return nil, err
-	}
-	if open >= int64(a.batch.MaxTasks) {
-		return nil, statusErr(http.StatusTooManyRequests,
-			"Exceeded maximum limit for BATCH_PREDICTION tasks. To increase the limit, update the plugins.ml_commons.max_batch_inference_tasks setting.")
 	}
 	params := template.Merge(b.connector.Parameters, template.RequestParameters(in.Parameters), nil)
 	c, err := b.call(act, headersAction(b.connector, act), params, actionBatchPredict)
@@ -163,12 +158,41 @@ func (a *API) batchPredict(r *http.Request) (any, error) {
 		t.State = s
 	}
 	t.Progress = progressOf(job)
-	res, err := a.store.Create(ctx, indexstore.Tasks, "", t, true)
+	// Not refresh=wait_for: a task is read by id in real time, and the limit
+	// check refreshes the index itself when it matters.
+	res, err := a.store.Create(ctx, indexstore.Tasks, "", t, false)
 	if err != nil {
 		return nil, err
 	}
 	a.metrics.submissions.WithLabelValues(c.Provider, "ok").Inc()
 	return map[string]any{"task_id": res.ID, "status": taskCreated, "remote_job": job}, nil
+}
+
+// limitMargin is how close to the limit the count must come before the
+// tasks index is refreshed to count the newest tasks too.
+const limitMargin = 64
+
+// checkBatchLimit refuses a submission once --max-batch-inference-tasks
+// tasks are open. Recent tasks may not be searchable yet; near the limit the
+// index is refreshed so they count.
+func (a *API) checkBatchLimit(ctx context.Context) error {
+	open, err := a.store.Count(ctx, indexstore.Tasks, openBatchQuery())
+	if err != nil {
+		return err
+	}
+	if open+limitMargin >= int64(a.batch.MaxTasks) {
+		if err := a.store.Refresh(ctx, indexstore.Tasks); err != nil {
+			return err
+		}
+		if open, err = a.store.Count(ctx, indexstore.Tasks, openBatchQuery()); err != nil {
+			return err
+		}
+	}
+	if open >= int64(a.batch.MaxTasks) {
+		return statusErr(http.StatusTooManyRequests,
+			"Exceeded maximum limit for BATCH_PREDICTION tasks. To increase the limit, update the plugins.ml_commons.max_batch_inference_tasks setting.")
+	}
+	return nil
 }
 
 // headersAction is the action whose headers a batch call sends: ML Commons
@@ -378,12 +402,19 @@ func (a *API) applyStatus(t *Task, status map[string]any) {
 // refresh asks the provider about an open batch task and stores what it
 // says. background marks poller refreshes: their failures count towards
 // UNREACHABLE; a user's GET never does.
-func (a *API) refresh(ctx context.Context, id string, t *Task, background bool) (*Task, refreshOutcome, error) {
+// held, when not nil, is the version of t the caller just wrote (the
+// poller's lease), so the update needs no read first.
+func (a *API) refresh(ctx context.Context, id string, t *Task, held *indexstore.Doc, background bool) (*Task, refreshOutcome, error) {
 	status, callErr := a.statusCall(ctx, t)
 	now := a.now()
 	outcome := refreshUnchanged
+	var known *Task
+	if held != nil {
+		copied := *t
+		known = &copied
+	}
 	// No refresh=wait_for: readers of one task read it by id, in real time.
-	_, stored, err := modifyDoc(ctx, a.store, indexstore.Tasks, id, taskNotFound(), false, func(cur *Task) error {
+	_, stored, err := modifyFrom(ctx, a.store, indexstore.Tasks, id, taskNotFound(), false, known, held, func(cur *Task) error {
 		outcome = refreshUnchanged
 		if !cur.isOpenBatch() {
 			return errNothingToDo // another replica or request finished it
@@ -448,7 +479,7 @@ func (a *API) getBatchTask(r *http.Request, id string, t *Task) (any, error) {
 	if !t.isOpenBatch() {
 		return t.public(), nil
 	}
-	fresh, outcome, err := a.refresh(r.Context(), id, t, false)
+	fresh, outcome, err := a.refresh(r.Context(), id, t, nil, false)
 	a.metrics.refreshes.WithLabelValues(t.Batch.Provider, string(outcome)).Inc()
 	if fresh == nil {
 		return nil, err

@@ -42,10 +42,22 @@ func modify[T any](ctx context.Context, s Store, c indexstore.Collection, id str
 // modifyDoc is modify with a choice: refresh makes the write visible to the
 // next search before it returns (refresh=wait_for), at up to a second's cost.
 func modifyDoc[T any](ctx context.Context, s Store, c indexstore.Collection, id string, notFound error, refresh bool, mutate func(*T) error) (*indexstore.WriteResult, *T, error) {
+	return modifyFrom(ctx, s, c, id, notFound, refresh, nil, nil, mutate)
+}
+
+// modifyFrom is modifyDoc starting from a version the caller already holds
+// (known, at knownDoc's seq_no), saving the first read; a conflict reads
+// the current version as usual.
+func modifyFrom[T any](ctx context.Context, s Store, c indexstore.Collection, id string, notFound error, refresh bool,
+	known *T, knownDoc *indexstore.Doc, mutate func(*T) error) (*indexstore.WriteResult, *T, error) {
 	for attempt := 1; ; attempt++ {
-		v, doc, err := load[T](ctx, s, c, id, notFound)
-		if err != nil {
-			return nil, nil, err
+		v, doc := known, knownDoc
+		known, knownDoc = nil, nil
+		if v == nil || doc == nil {
+			var err error
+			if v, doc, err = load[T](ctx, s, c, id, notFound); err != nil {
+				return nil, nil, err
+			}
 		}
 		if err := mutate(v); err != nil {
 			return nil, nil, err

@@ -795,3 +795,6 @@ func TestFakeStore(t *testing.T) {
 		}
 	})
 }
+
+// Refresh is a no-op: the fake's searches always see every write.
+func (s *fakeStore) Refresh(context.Context, indexstore.Collection) error { return nil }

@@ -142,7 +142,8 @@ func (p *poller) poll(ctx context.Context, doc indexstore.Doc) {
 	now := a.now().UnixMilli()
 	takeover := t.Batch.LeaseOwner != "" && t.Batch.LeaseOwner != p.owner
 	t.Batch.LeaseOwner, t.Batch.LeaseUntil = p.owner, now+a.batch.LeaseTTL.Milliseconds()
-	if _, err := a.store.Replace(ctx, indexstore.Tasks, &doc, t, false); err != nil {
+	leased, err := a.store.Replace(ctx, indexstore.Tasks, &doc, t, false)
+	if err != nil {
 		if !errors.Is(err, indexstore.ErrConflict) && ctx.Err() == nil {
 			a.log.Warn("cannot lease batch task", "task_id", doc.ID, "err", err)
 		}
@@ -151,7 +152,8 @@ func (p *poller) poll(ctx context.Context, doc indexstore.Doc) {
 	if takeover {
 		a.metrics.takeovers.Inc()
 	}
-	_, outcome, err := a.refresh(ctx, doc.ID, &t, true)
+	held := &indexstore.Doc{ID: doc.ID, SeqNo: leased.SeqNo, PrimaryTerm: leased.PrimaryTerm}
+	_, outcome, err := a.refresh(ctx, doc.ID, &t, held, true)
 	a.metrics.refreshes.WithLabelValues(t.Batch.Provider, string(outcome)).Inc()
 	if err != nil && ctx.Err() == nil {
 		a.log.Debug("batch task refresh failed", "task_id", doc.ID, "provider", t.Batch.Provider, "err", err)

@@ -81,6 +81,8 @@ func (r *readiness) setUpstream(up bool) (changed bool) {
 
 // upstreamChecker asks the upstream at a fixed interval whether it answers.
 // Any HTTP answer below 500 counts: a 401 still proves the cluster is there.
+// One answer makes it ready; it takes downThreshold failures in a row to
+// make it not ready, so one slow answer from a busy cluster does not.
 type upstreamChecker struct {
 	client   *http.Client
 	upstream *url.URL
@@ -89,11 +91,19 @@ type upstreamChecker struct {
 	log      *slog.Logger
 }
 
+const downThreshold = 3
+
 func (c *upstreamChecker) run(ctx context.Context) {
 	t := time.NewTicker(c.interval)
 	defer t.Stop()
+	failures := downThreshold // not ready until the first answer
 	for {
-		up := c.check(ctx)
+		if c.check(ctx) {
+			failures = 0
+		} else {
+			failures++
+		}
+		up := failures < downThreshold
 		if c.ready.setUpstream(up) {
 			if up {
 				c.log.Info("upstream answers")
@@ -110,7 +120,7 @@ func (c *upstreamChecker) run(ctx context.Context) {
 }
 
 func (c *upstreamChecker) check(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, min(c.interval, 5*time.Second))
+	ctx, cancel := context.WithTimeout(ctx, min(max(c.interval, 2*time.Second), 5*time.Second))
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.upstream.JoinPath("/").String(), nil)
 	if err != nil {
