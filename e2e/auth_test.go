@@ -1,11 +1,11 @@
 package e2e
 
 import (
-	"time"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Given a cluster with the security plugin and a sidecar with its own
