@@ -70,6 +70,7 @@ type API struct {
 	metrics *metrics
 	log     *slog.Logger
 	now     func() time.Time
+	limiters modelLimiters
 	// keys is set once start-up has found or created the master key; until
 	// then ML requests answer 503.
 	keys atomic.Pointer[crypto.Keyring]

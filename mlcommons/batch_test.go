@@ -137,3 +137,27 @@ func TestProgressOf(t *testing.T) {
 		}
 	}
 }
+
+func TestModelRateLimiter(t *testing.T) {
+	var l modelLimiters
+	spec := []byte(`{"limit":"2","unit":"MINUTES"}`)
+	for i := 0; i < 2; i++ {
+		if err := l.allow("m", spec); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	var e *Error
+	if err := l.allow("m", spec); !errors.As(err, &e) || e.Status != 429 || e.Reason != "Request is throttled at model level." {
+		t.Errorf("third request in a minute: %v, want 429", err)
+	}
+	if err := l.allow("other", spec); err != nil {
+		t.Errorf("another model has its own bucket: %v", err)
+	}
+	for _, s := range []string{``, `{"limit":"x","unit":"MINUTES"}`, `{"limit":"1","unit":"FORTNIGHTS"}`} {
+		for i := 0; i < 3; i++ {
+			if err := l.allow("n", []byte(s)); err != nil {
+				t.Errorf("limiter %q limits: %v", s, err)
+			}
+		}
+	}
+}

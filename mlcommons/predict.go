@@ -179,6 +179,9 @@ func (a *API) predict(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := a.limiters.allow(b.modelID, b.model.RateLimiter); err != nil {
+		return nil, err
+	}
 	act := b.connector.action(actionPredict)
 	if act == nil {
 		return nil, illegalArg("no PREDICT action found")
