@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
-	"github.com/mlsidecar/mlsidecar/mlcommons/process"
-	"github.com/mlsidecar/mlsidecar/mlcommons/remote"
 	"github.com/mlsidecar/mlsidecar/mlcommons/template"
 )
 
@@ -205,8 +203,8 @@ func headersAction(c *Connector, act *ConnectorAction) *ConnectorAction {
 }
 
 // remoteJob turns a provider's answer into the remote_job map.
-func remoteJob(postProcess string, body []byte) (map[string]any, error) {
-	out, err := postProcessAnswer(postProcess, body)
+func remoteJob(function string, body []byte) (map[string]any, error) {
+	out, err := postProcess(function, "", body)
 	if err != nil {
 		return nil, err
 	}
@@ -539,8 +537,3 @@ func (a *API) cancelBatch(r *http.Request) (any, error) {
 	return map[string]string{"status": "OK"}, nil
 }
 
-var _ = remote.Call{}
-
-func postProcessAnswer(function string, body []byte) ([]process.Tensor, error) {
-	return postProcess(function, "", body)
-}
