@@ -160,6 +160,10 @@ func (a *API) batchPredict(r *http.Request) (any, error) {
 	// check refreshes the index itself when it matters.
 	res, err := a.store.Create(ctx, indexstore.Tasks, "", t, false)
 	if err != nil {
+		// The provider runs the job but no task follows it: say which, so it
+		// can be found and cancelled.
+		a.log.ErrorContext(ctx, "batch job submitted but its task could not be stored", "provider", c.Provider,
+			"model_id", b.modelID, "remote_job_id", firstString(job, "id", "job_id", "jobArn", "TransformJobArn"), "err", err)
 		return nil, err
 	}
 	a.metrics.submissions.WithLabelValues(c.Provider, "ok").Inc()
@@ -537,3 +541,13 @@ func (a *API) cancelBatch(r *http.Request) (any, error) {
 	return map[string]string{"status": "OK"}, nil
 }
 
+
+// firstString is the first of keys that holds a string in m.
+func firstString(m map[string]any, keys ...string) string {
+	for _, k := range keys {
+		if s, ok := m[k].(string); ok {
+			return s
+		}
+	}
+	return ""
+}
