@@ -2,9 +2,10 @@
 # make bench-proxy: what the transparent proxy path costs.
 #
 # Starts a real OpenSearch node (e2e/opensearch/node.sh), mlsidecar in front of it and, as the
-# yardstick, nginx as a plain keep-alive reverse proxy in front of it too. Then runs the same wrk
-# load against all three - a small _search and a _bulk of 1,000 small documents - and prints
-# requests/s and latency percentiles per target, the ratios mlsidecar/direct and mlsidecar/nginx,
+# yardsticks, nginx as a plain keep-alive reverse proxy and a bare Go httputil.ReverseProxy
+# (e2e/bench/goproxy) in front of it too. Then runs the same wrk
+# load against all four - a small _search and a _bulk of 1,000 small documents - and prints
+# requests/s and latency percentiles per target, the ratios mlsidecar/direct, /nginx and /goproxy,
 # and the latency mlsidecar adds. Measures, never asserts; exits non-zero only if a run failed or
 # saw errors.
 #
@@ -40,7 +41,7 @@ export OS_HEAP=${OS_HEAP:-1g}
 export OS_HTTP_PORT=0   # a free port, whatever the caller's environment says
 export OS_FRESH=1       # empty data directory: every run starts from the same state
 
-TARGETS=(direct mlsidecar nginx)
+TARGETS=(direct mlsidecar goproxy nginx)
 WORKLOADS=(search bulk)
 
 say() { echo "bench-proxy: $*" >&2; }
@@ -84,6 +85,7 @@ cleanup() {
   fi
   if [ -n "$NGINX_PID" ]; then kill -TERM "$NGINX_PID" 2>/dev/null; wait "$NGINX_PID" 2>/dev/null; fi
   if [ -n "$SIDECAR_PID" ]; then kill -TERM "$SIDECAR_PID" 2>/dev/null; wait "$SIDECAR_PID" 2>/dev/null; fi
+  if [ -n "${GOPROXY_PID:-}" ]; then kill -TERM "$GOPROXY_PID" 2>/dev/null; wait "$GOPROXY_PID" 2>/dev/null; fi
   if [ -n "$NODE_PID" ]; then
     bash "$NODE_SH" stop >/dev/null 2>&1
     # node.sh finds the node by its pid file; should that be gone, stop it by pid.
@@ -137,6 +139,7 @@ cpu_ticks() {
 proxy_pids() {
   case $1 in
     mlsidecar) echo "$SIDECAR_PID" ;;
+    goproxy) echo "$GOPROXY_PID" ;;
     nginx) echo "$NGINX_PID"; ps -o pid= --ppid "$NGINX_PID" 2>/dev/null | tr -d ' ' || true ;;
   esac
 }
@@ -175,6 +178,19 @@ for attempt in 1 2 3 4 5; do
   [ "$attempt" -lt 5 ] || die "mlsidecar did not become ready"
 done
 SIDECAR_URL=http://127.0.0.1:$SIDECAR_PORT
+
+# --- goproxy: a bare httputil.ReverseProxy, the Go yardstick --------------------------------------
+
+(cd "$ROOT" && go build -o "$TMP/goproxy" ./e2e/bench/goproxy)
+for attempt in 1 2 3 4 5; do
+  GOPROXY_PORT=$(free_port)
+  "$TMP/goproxy" "127.0.0.1:$GOPROXY_PORT" "$NODE_URL" 2>>"$TMP/goproxy.log" &
+  GOPROXY_PID=$!
+  if wait_http "http://127.0.0.1:$GOPROXY_PORT/" "$GOPROXY_PID"; then break; fi
+  kill -TERM "$GOPROXY_PID" 2>/dev/null || true; wait "$GOPROXY_PID" 2>/dev/null || true; GOPROXY_PID=
+  [ "$attempt" -lt 5 ] || die "goproxy did not come up"
+done
+GOPROXY_URL=http://127.0.0.1:$GOPROXY_PORT
 
 # --- nginx -------------------------------------------------------------------------------------
 
@@ -251,6 +267,7 @@ url_of() {
   case $1 in
     direct) echo "$NODE_URL" ;;
     mlsidecar) echo "$SIDECAR_URL" ;;
+    goproxy) echo "$GOPROXY_URL" ;;
     nginx) echo "$NGINX_URL" ;;
   esac
 }
@@ -405,13 +422,15 @@ for w in "${WORKLOADS[@]}"; do
   done
 done
 echo
-printf '%-8s %17s %16s %24s %20s\n' workload "mlsidecar/direct" "mlsidecar/nginx" "added p50 ms mlsidecar" "added p50 ms nginx"
+printf '%-8s %17s %16s %18s %24s %20s %20s\n' workload "mlsidecar/direct" "mlsidecar/nginx" "mlsidecar/goproxy" \
+  "added p50 ms mlsidecar" "added p50 ms goproxy" "added p50 ms nginx"
 for w in "${WORKLOADS[@]}"; do
-  awk -v w="$w" -v d="${MRPS[direct,$w]}" -v m="${MRPS[mlsidecar,$w]}" -v n="${MRPS[nginx,$w]}" \
-      -v dp="${MP50[direct,$w]}" -v mp="${MP50[mlsidecar,$w]}" -v np="${MP50[nginx,$w]}" \
-      'BEGIN { printf "%-8s %17.3f %16.3f %+24.3f %+20.3f\n", w, m / d, m / n, mp - dp, np - dp }'
+  awk -v w="$w" -v d="${MRPS[direct,$w]}" -v m="${MRPS[mlsidecar,$w]}" -v n="${MRPS[nginx,$w]}" -v g="${MRPS[goproxy,$w]}" \
+      -v dp="${MP50[direct,$w]}" -v mp="${MP50[mlsidecar,$w]}" -v np="${MP50[nginx,$w]}" -v gp="${MP50[goproxy,$w]}" \
+      'BEGIN { printf "%-8s %17.3f %16.3f %18.3f %+24.3f %+20.3f %+20.3f\n", w, m / d, m / n, m / g, mp - dp, gp - dp, np - dp }'
 done
-echo "(ratios of median req/s; added p50 = proxy median p50 - direct median p50)"
+echo "(ratios of median req/s; added p50 = proxy median p50 - direct median p50;"
+echo " goproxy is a bare httputil.ReverseProxy: mlsidecar/goproxy is the cost of the sidecar's own layers)"
 
 if [ "$failed" -ne 0 ]; then
   say "some runs saw socket errors or HTTP errors (see above)"
