@@ -97,7 +97,7 @@ func mappings(c Collection) map[string]any {
 // one's mapping up to date (mapping changes are additive only). Safe to run
 // from several replicas at once.
 func (s *Store) EnsureIndices(ctx context.Context) error {
-	for _, c := range Collections {
+	for _, c := range collections() {
 		body := map[string]any{
 			"settings": map[string]any{"index": map[string]any{
 				"hidden": true, "number_of_shards": 1, "auto_expand_replicas": "0-1",

@@ -32,8 +32,8 @@ const (
 	Config      Collection = "config"
 )
 
-// Collections lists every index the sidecar owns.
-var Collections = []Collection{Connectors, Models, ModelGroups, Tasks, Config}
+// collections lists every index the sidecar owns.
+func collections() []Collection { return []Collection{Connectors, Models, ModelGroups, Tasks, Config} }
 
 var (
 	// ErrNotFound means the document (or its index) does not exist.
