@@ -20,7 +20,9 @@ run: build
 test: vet unit fuzz-short e2e
 
 vet:
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "not gofmt-ed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags bench ./e2e
 
 unit:
 	$(GO) test -race -count=1 $(PKGS)

@@ -61,15 +61,15 @@ type Options struct {
 
 // API is the ML Commons REST API.
 type API struct {
-	store   Store
-	guard   *outbound.Guard
-	remote  *remote.Engine
-	nodeID  string
-	maxBody int64
-	batch   BatchOptions
-	metrics *metrics
-	log     *slog.Logger
-	now     func() time.Time
+	store    Store
+	guard    *outbound.Guard
+	remote   *remote.Engine
+	nodeID   string
+	maxBody  int64
+	batch    BatchOptions
+	metrics  *metrics
+	log      *slog.Logger
+	now      func() time.Time
 	limiters modelLimiters
 	// keys is set once start-up has found or created the master key; until
 	// then ML requests answer 503.

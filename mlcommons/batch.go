@@ -541,7 +541,6 @@ func (a *API) cancelBatch(r *http.Request) (any, error) {
 	return map[string]string{"status": "OK"}, nil
 }
 
-
 // firstString is the first of keys that holds a string in m.
 func firstString(m map[string]any, keys ...string) string {
 	for _, k := range keys {

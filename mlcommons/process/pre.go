@@ -193,12 +193,12 @@ func buildBedrockRerank(docs []*string, query *string) (map[string]any, error) {
 			// ML Commons fails with a NullPointerException (500).
 			return nil, fmt.Errorf("%s: text doc %d is null", preBedrockRerank, i)
 		}
-		sources[i] = object{
-			{"inlineDocumentSource", object{{"textDocument", object{{"text", *d}}}, {"type", "TEXT"}}},
-			{"type", "INLINE"},
+		sources[i] = map[string]any{
+			"inlineDocumentSource": map[string]any{"textDocument": map[string]any{"text": *d}, "type": "TEXT"},
+			"type":                 "INLINE",
 		}
 	}
-	queries := []any{object{{"textQuery", object{{"text", *query}}}, {"type", "TEXT"}}}
+	queries := []any{map[string]any{"textQuery": map[string]any{"text": *query}, "type": "TEXT"}}
 	return map[string]any{"queries": queries, "sources": sources, "numberOfResults": len(docs)}, nil
 }
 

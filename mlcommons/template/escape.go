@@ -111,6 +111,14 @@ func jsonText(v any) string {
 	return b.String()
 }
 
+// GsonJSON writes v as ML Commons' Gson instance does (see writeCompactJSON):
+// the JSON text of pre-process outputs and of non-string parameters.
+func GsonJSON(v any) string {
+	var b strings.Builder
+	writeCompactJSON(&b, v)
+	return b.String()
+}
+
 // writeCompactJSON writes v the way Gson's toJson does for the values an
 // XContent parser produces, with two deliberate differences: number text is
 // kept exactly as the client sent it (Java reparses it as a double, so "0.70"
@@ -125,6 +133,23 @@ func writeCompactJSON(b *strings.Builder, v any) {
 		b.WriteByte('"')
 		b.WriteString(GsonEscape(v))
 		b.WriteByte('"')
+	case *string:
+		if v == nil {
+			b.WriteString("null")
+			return
+		}
+		writeCompactJSON(b, *v)
+	case []*string:
+		b.WriteByte('[')
+		for i, e := range v {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			writeCompactJSON(b, e)
+		}
+		b.WriteByte(']')
+	case int:
+		fmt.Fprint(b, v)
 	case json.Number:
 		b.WriteString(v.String())
 	case bool:
