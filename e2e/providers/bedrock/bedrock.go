@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
@@ -95,9 +94,7 @@ type Server struct {
 
 	opts     Options
 	verifier *awsdouble.Verifier
-	clock    *awsdouble.Clock
-	rec      awsdouble.Recorder
-	srv      *httptest.Server
+	awsdouble.Base
 
 	mu       sync.Mutex
 	jobs     map[string]*job
@@ -141,7 +138,7 @@ func New(opts Options) *Server {
 		Faults:   &fault.Injector{},
 		opts:     opts,
 		verifier: &awsdouble.Verifier{Service: "bedrock", Region: opts.Region, Credentials: opts.Credentials, Now: opts.SigningNow},
-		clock:    awsdouble.NewClock(opts.Start),
+		Base:     awsdouble.Base{Clock: awsdouble.NewClock(opts.Start)},
 		jobs:     map[string]*job{},
 		byToken:  map[string]string{},
 	}
@@ -151,31 +148,7 @@ func New(opts Options) *Server {
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 // Start serves the double on 127.0.0.1 at a free port.
-func (s *Server) Start() { s.srv = httptest.NewServer(s.Handler()) }
-
-// Close stops serving.
-func (s *Server) Close() {
-	if s.srv != nil {
-		s.srv.Close()
-	}
-}
-
-// URL is the base URL of the started double (for BaseEndpoint).
-func (s *Server) URL() string {
-	if s.srv == nil {
-		return ""
-	}
-	return s.srv.URL
-}
-
-// Requests returns the requests received so far, rejected ones included.
-func (s *Server) Requests() []Recorded { return s.rec.Requests() }
-
-// Now is the job clock's time.
-func (s *Server) Now() time.Time { return s.clock.Now() }
-
-// Advance moves the job clock forward.
-func (s *Server) Advance(d time.Duration) { s.clock.Advance(d) }
+func (s *Server) Start() { s.Serve(s.Handler()) }
 
 // FailNextJob makes the next job created end Failed with message.
 func (s *Server) FailNextJob(message string) {
@@ -190,7 +163,7 @@ func Embedding(text string, dim int) []float64 { return awsdouble.Embedding("bed
 type handlerFunc func(w http.ResponseWriter, r *http.Request, body []byte, arg string)
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := s.rec.Record(r)
+	body, err := s.Rec.Record(r)
 	if err != nil {
 		awsdouble.WriteError(w, awsdouble.RESTJSON, http.StatusBadRequest, "ValidationException", err.Error())
 		return
@@ -361,7 +334,7 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request, body []byte, 
 		id:        id,
 		arn:       fmt.Sprintf("arn:aws:bedrock:%s:%s:model-invocation-job/%s", s.opts.Region, s.opts.Account, id),
 		request:   req,
-		submitted: s.clock.Now(),
+		submitted: s.Now(),
 		failure:   s.failNext,
 	}
 	s.failNext = ""
@@ -411,7 +384,7 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request, _ []byte, identi
 	if j == nil {
 		return
 	}
-	status, modified, ended := s.state(j, s.clock.Now())
+	status, modified, ended := s.state(j, s.Now())
 	resp := maps.Clone(j.request)
 	hours := 24.0
 	if h, ok := j.request["timeoutDurationInHours"].(float64); ok {
@@ -438,7 +411,7 @@ func (s *Server) stopJob(w http.ResponseWriter, r *http.Request, _ []byte, ident
 	if j == nil {
 		return
 	}
-	now := s.clock.Now()
+	now := s.Now()
 	switch status, _, _ := s.state(j, now); status {
 	case StatusSubmitted, StatusInProgress:
 		j.stoppedAt = now

@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -98,9 +97,7 @@ type Server struct {
 
 	opts     Options
 	verifier *awsdouble.Verifier
-	clock    *awsdouble.Clock
-	rec      awsdouble.Recorder
-	srv      *httptest.Server
+	awsdouble.Base
 
 	mu       sync.Mutex
 	jobs     map[string]*job // by lower-case name
@@ -139,7 +136,7 @@ func New(opts Options) *Server {
 		Faults:   &fault.Injector{},
 		opts:     opts,
 		verifier: &awsdouble.Verifier{Service: "sagemaker", Region: opts.Region, Credentials: opts.Credentials, Now: opts.SigningNow},
-		clock:    awsdouble.NewClock(opts.Start),
+		Base:     awsdouble.Base{Clock: awsdouble.NewClock(opts.Start)},
 		jobs:     map[string]*job{},
 	}
 }
@@ -148,31 +145,7 @@ func New(opts Options) *Server {
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 // Start serves the double on 127.0.0.1 at a free port.
-func (s *Server) Start() { s.srv = httptest.NewServer(s.Handler()) }
-
-// Close stops serving.
-func (s *Server) Close() {
-	if s.srv != nil {
-		s.srv.Close()
-	}
-}
-
-// URL is the base URL of the started double (for BaseEndpoint).
-func (s *Server) URL() string {
-	if s.srv == nil {
-		return ""
-	}
-	return s.srv.URL
-}
-
-// Requests returns the requests received so far, rejected ones included.
-func (s *Server) Requests() []Recorded { return s.rec.Requests() }
-
-// Now is the job clock's time.
-func (s *Server) Now() time.Time { return s.clock.Now() }
-
-// Advance moves the job clock forward.
-func (s *Server) Advance(d time.Duration) { s.clock.Advance(d) }
+func (s *Server) Start() { s.Serve(s.Handler()) }
 
 // FailNextJob makes the next job created end Failed with reason.
 func (s *Server) FailNextJob(reason string) {
@@ -185,7 +158,7 @@ func (s *Server) FailNextJob(reason string) {
 func Embedding(text string, dim int) []float64 { return awsdouble.Embedding("sagemaker", text, dim) }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := s.rec.Record(r)
+	body, err := s.Rec.Record(r)
 	if err != nil {
 		awsdouble.WriteError(w, awsdouble.RESTJSON, http.StatusBadRequest, "ValidationError", err.Error())
 		return
@@ -357,7 +330,7 @@ func (s *Server) createTransformJob(w http.ResponseWriter, body []byte) {
 		name:    name,
 		arn:     fmt.Sprintf("arn:aws:sagemaker:%s:%s:transform-job/%s", s.opts.Region, s.opts.Account, strings.ToLower(name)),
 		request: req,
-		created: s.clock.Now(),
+		created: s.Now(),
 		failure: s.failNext,
 	}
 	s.failNext = ""
@@ -401,7 +374,7 @@ func (s *Server) describeTransformJob(w http.ResponseWriter, body []byte) {
 		writeError(w, awsdouble.JSON11, http.StatusBadRequest, "ValidationException", fmt.Sprintf("Could not find requested job with name %v", req["TransformJobName"]))
 		return
 	}
-	status, ended := s.state(j, s.clock.Now())
+	status, ended := s.state(j, s.Now())
 	resp := maps.Clone(j.request)
 	resp["TransformJobArn"] = j.arn
 	resp["TransformJobStatus"] = status
@@ -428,7 +401,7 @@ func (s *Server) stopTransformJob(w http.ResponseWriter, body []byte) {
 		writeError(w, awsdouble.JSON11, http.StatusBadRequest, "ResourceNotFound", fmt.Sprintf("Could not find job to update with name %v", req["TransformJobName"]))
 		return
 	}
-	now := s.clock.Now()
+	now := s.Now()
 	switch status, _ := s.state(j, now); status {
 	case StatusInProgress:
 		j.stoppedAt = now
