@@ -148,6 +148,16 @@ func TestPredictOpenAI(t *testing.T) {
 	if strings.Contains(sc.logs.String(), openAIKey) {
 		t.Error("logs contain the provider key")
 	}
+
+	// Stats count this replica's predictions: 2 + 429 + timeout + garbage +
+	// 401 + 2 missing placeholders = 8, of which 5 failed.
+	stats := mustML(t, sc, 200, "GET", "/_plugins/_ml/stats", "")
+	for _, n := range stats["nodes"].(map[string]any) {
+		node := n.(map[string]any)
+		if node["ml_request_count"] != 8.0 || node["ml_failure_count"] != 5.0 {
+			t.Errorf("node stats = %v, want 8 requests and 5 failures", node)
+		}
+	}
 }
 
 // Given a sidecar that does not allow private addresses, when a connector

@@ -71,6 +71,9 @@ type API struct {
 	log      *slog.Logger
 	now      func() time.Time
 	limiters modelLimiters
+	// requests and failures count this replica's predictions (_predict and
+	// _batch_predict), as ML Commons' ml_request_count and ml_failure_count.
+	requests, failures atomic.Int64
 	// keys is set once start-up has found or created the master key; until
 	// then ML requests answer 503.
 	keys atomic.Pointer[crypto.Keyring]
@@ -140,9 +143,9 @@ func (a *API) Register(r *mux.Router) {
 	for _, p := range []string{"/models/{id}/_undeploy", "/models/{id}/_unload"} {
 		route(p, a.undeployModel, http.MethodPost)
 	}
-	route("/models/{id}/_predict", a.predict, http.MethodPost)
-	route("/models/{id}/_batch_predict", a.batchPredict, http.MethodPost)
-	route("/_predict/{algorithm}/{id}", a.predict, http.MethodPost)
+	route("/models/{id}/_predict", a.counted(a.predict), http.MethodPost)
+	route("/models/{id}/_batch_predict", a.counted(a.batchPredict), http.MethodPost)
+	route("/_predict/{algorithm}/{id}", a.counted(a.predict), http.MethodPost)
 	route("/models/{id}", a.getModel, http.MethodGet)
 	route("/models/{id}", a.updateModel, http.MethodPut)
 	route("/models/{id}", a.deleteModel, http.MethodDelete)
@@ -162,6 +165,18 @@ func (a *API) Register(r *mux.Router) {
 
 	r.NotFoundHandler = unmatched(r)
 	r.MethodNotAllowedHandler = unmatched(r)
+}
+
+// counted counts a prediction route's requests and failures for stats.
+func (a *API) counted(f apiFunc) apiFunc {
+	return func(r *http.Request) (any, error) {
+		a.requests.Add(1)
+		v, err := f(r)
+		if err != nil {
+			a.failures.Add(1)
+		}
+		return v, err
+	}
 }
 
 // wrap adapts an apiFunc: readiness, the JSON answer, and the one place

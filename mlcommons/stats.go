@@ -47,8 +47,8 @@ func (a *API) stats(r *http.Request) (any, error) {
 	node := map[string]any{
 		"ml_jvm_heap_usage":                heapPercent,
 		"ml_executing_task_count":          running,
-		"ml_request_count":                 0,
-		"ml_failure_count":                 0,
+		"ml_request_count":                 a.requests.Load(),
+		"ml_failure_count":                 a.failures.Load(),
 		"ml_deployed_model_count":          deployed,
 		"ml_circuit_breaker_trigger_count": 0,
 	}
