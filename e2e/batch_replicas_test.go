@@ -141,8 +141,14 @@ func TestBatchTwoReplicasShareAndTakeOver(t *testing.T) {
 	// One replica dies while it holds leases (its status calls are slow);
 	// the other takes them over once they expire, and finishes.
 	d.Faults.Inject("batches.retrieve", fault.Fault{Delay: 3 * time.Second, Times: -1})
+	slowFrom := d.Requests("batches.retrieve")
 	clock.Advance(2 * time.Minute)
-	eventually(t, 10*time.Second, "replica a holds leases", func() bool {
+	// Both replicas are now stuck in slow status calls, each holding the
+	// leases of the tasks it asked about.
+	eventually(t, 10*time.Second, "slow status calls in flight", func() bool {
+		return d.Requests("batches.retrieve")-slowFrom >= 24
+	})
+	eventually(t, 2*time.Second, "replica a holds leases", func() bool {
 		do(t, "POST", node.url()+"/"+prefix+"tasks/_refresh", nil, nil)
 		_, _, body := do(t, "POST", node.url()+"/"+prefix+"tasks/_count", stringsReader(`{"query":{"prefix":{"batch.lease_owner":"replica-a/"}}}`),
 			map[string]string{"Content-Type": "application/json"})
