@@ -35,11 +35,11 @@ e2e: build
 # briefly, `make fuzz FUZZTIME=5m` hunts.
 FUZZTIME ?= 30s
 fuzz:
-	@set -e; for pkg in $(PKGS); do \
+	@set -e; log=$$(mktemp); trap 'rm -f $$log' EXIT; for pkg in $(PKGS); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
-	    $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) >/dev/null || \
-	      { $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime 1x; exit 1; }; \
+	    $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) >$$log 2>&1 || \
+	      { grep -v '^fuzz: elapsed' $$log | tail -n 40; exit 1; }; \
 	  done; \
 	done
 
