@@ -252,7 +252,7 @@ func decodeBody(r *http.Request, v any, required bool) error {
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
 		if required {
-			return parseErr("Request body is empty")
+			return errEmptyBody
 		}
 		return nil
 	}
@@ -266,6 +266,9 @@ func decodeBody(r *http.Request, v any, required bool) error {
 	}
 	return nil
 }
+
+// errEmptyBody is the answer to a required body that is missing.
+var errEmptyBody = parseErr("Request body is empty")
 
 // decodeBodyErr turns a body read error into the answer for it.
 func decodeBodyErr(err error) error {

@@ -61,8 +61,7 @@ var backoffPolicies = map[string]bool{"constant": true, "exponential_equal_jitte
 func parseConnectorInput(r *http.Request, update bool) (*connectorInput, error) {
 	var in connectorInput
 	if err := decodeBody(r, &in, true); err != nil {
-		var e *Error
-		if update && errors.As(err, &e) && e.Reason == "Request body is empty" {
+		if update && errors.Is(err, errEmptyBody) {
 			return nil, parseErr("Failed to update connector: Request body is empty")
 		}
 		return nil, err

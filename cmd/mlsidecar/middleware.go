@@ -100,8 +100,11 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.metrics.requests.WithLabelValues(class, method, strconv.Itoa(status)).Inc()
 		m.metrics.duration.WithLabelValues(class, method).Observe(elapsed.Seconds())
 		// Never the query string, headers or body: they may carry secrets.
-		m.log.DebugContext(ctx, "request", "route_class", class, "method", r.Method,
-			"path", r.URL.EscapedPath(), "status", status, "duration_seconds", elapsed.Seconds())
+		// Checked first so the proxy path builds no log arguments by default.
+		if m.log.Enabled(ctx, slog.LevelDebug) {
+			m.log.DebugContext(ctx, "request", "route_class", class, "method", r.Method,
+				"path", r.URL.EscapedPath(), "status", status, "duration_seconds", elapsed.Seconds())
+		}
 	}()
 	m.next.ServeHTTP(rec, r)
 }

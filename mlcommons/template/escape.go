@@ -20,23 +20,12 @@ func EscapeJSON(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	for _, r := range s {
+		if writeShortEscape(&b, r) {
+			continue
+		}
 		switch r {
-		case '"':
-			b.WriteString(`\"`)
-		case '\\':
-			b.WriteString(`\\`)
 		case '/':
 			b.WriteString(`\/`)
-		case '\b':
-			b.WriteString(`\b`)
-		case '\f':
-			b.WriteString(`\f`)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		case '\t':
-			b.WriteString(`\t`)
 		default:
 			switch {
 			case r >= 0x20 && r <= 0x7E:
@@ -51,6 +40,30 @@ func EscapeJSON(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// writeShortEscape writes the two-character escapes both escapers share and
+// reports whether r was one of them.
+func writeShortEscape(b *strings.Builder, r rune) bool {
+	switch r {
+	case '"':
+		b.WriteString(`\"`)
+	case '\\':
+		b.WriteString(`\\`)
+	case '\b':
+		b.WriteString(`\b`)
+	case '\f':
+		b.WriteString(`\f`)
+	case '\n':
+		b.WriteString(`\n`)
+	case '\r':
+		b.WriteString(`\r`)
+	case '\t':
+		b.WriteString(`\t`)
+	default:
+		return false
+	}
+	return true
 }
 
 func writeUnicodeEscape(b *strings.Builder, r rune, digits string) {
@@ -71,21 +84,10 @@ func GsonEscape(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	for _, r := range s {
+		if writeShortEscape(&b, r) {
+			continue
+		}
 		switch r {
-		case '"':
-			b.WriteString(`\"`)
-		case '\\':
-			b.WriteString(`\\`)
-		case '\b':
-			b.WriteString(`\b`)
-		case '\f':
-			b.WriteString(`\f`)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		case '\t':
-			b.WriteString(`\t`)
 		case '<', '>', '&', '=', '\'', '\u2028', '\u2029':
 			writeUnicodeEscape(&b, r, lowerHex)
 		default:
