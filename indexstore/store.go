@@ -1,7 +1,8 @@
 // Package indexstore keeps mlsidecar's state in hidden OpenSearch indices. It
-// is the only package that talks to OpenSearch through opensearch-go: typed
-// collections over the indices, optimistic concurrency on every update, and
-// search pass-through.
+// is the only package that talks to OpenSearch through opensearch-go: the
+// stored document types next to their mappings, typed access to each index
+// with optimistic concurrency and client-made ids, the named queries the
+// rest of the sidecar needs, and raw search for the ML _search routes.
 package indexstore
 
 import (
@@ -12,10 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strconv"
-	"time"
+		"time"
 
 	"github.com/opensearch-project/opensearch-go/v4"
 )
@@ -84,7 +85,7 @@ func New(o Options) (*Store, error) {
 		Password:              o.Password,
 		Transport:             t,
 		MaxRetries:            3,
-		RetryBackoff:          func(attempt int) time.Duration { return time.Duration(attempt) * 200 * time.Millisecond },
+		RetryBackoff:          retryBackoff,
 		DiscoverNodesOnStart:  &noDiscovery,
 		HealthCheckMaxRetries: -1,
 	})
@@ -94,98 +95,35 @@ func New(o Options) (*Store, error) {
 	return &Store{client: c, prefix: o.Prefix}, nil
 }
 
+// retryBackoff spreads the transport's retries of one request (502, 503,
+// 504, a lost connection): 200 ms, 400 ms, 600 ms, each with up to half of
+// it again as jitter, so replicas retrying together do not stay in step.
+func retryBackoff(attempt int) time.Duration {
+	d := time.Duration(attempt) * 200 * time.Millisecond
+	return d + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
 // Index is the full index name of a collection.
 func (s *Store) Index(c Collection) string { return s.prefix + string(c) }
 
-// Doc is one stored document with the version it was read at.
-type Doc struct {
-	ID          string
-	SeqNo       int64
-	PrimaryTerm int64
-	Source      json.RawMessage
-}
+// Connectors is typed access to the connectors index.
+func (s *Store) Connectors() Repo[Connector] { return NewDocs[Connector](s, Connectors) }
 
-// WriteResult is OpenSearch's answer to a write, as ML Commons hands it on
-// (UpdateResponse / DeleteResponse).
-type WriteResult struct {
-	Index       string          `json:"_index"`
-	ID          string          `json:"_id"`
-	Version     int64           `json:"_version"`
-	Result      string          `json:"result"`
-	Shards      json.RawMessage `json:"_shards,omitempty"`
-	SeqNo       int64           `json:"_seq_no"`
-	PrimaryTerm int64           `json:"_primary_term"`
-}
+// Models is typed access to the models index.
+func (s *Store) Models() Repo[Model] { return NewDocs[Model](s, Models) }
 
-// Get reads a document in real time.
-func (s *Store) Get(ctx context.Context, c Collection, id string) (*Doc, error) {
-	var r struct {
-		Found       bool            `json:"found"`
-		SeqNo       int64           `json:"_seq_no"`
-		PrimaryTerm int64           `json:"_primary_term"`
-		Source      json.RawMessage `json:"_source"`
-	}
-	if err := s.do(ctx, http.MethodGet, "/"+s.Index(c)+"/_doc/"+url.PathEscape(id), nil, nil, &r); err != nil {
-		return nil, err
-	}
-	if !r.Found {
-		return nil, ErrNotFound
-	}
-	return &Doc{ID: id, SeqNo: r.SeqNo, PrimaryTerm: r.PrimaryTerm, Source: r.Source}, nil
-}
+// ModelGroups is typed access to the model groups index.
+func (s *Store) ModelGroups() Repo[ModelGroup] { return NewDocs[ModelGroup](s, ModelGroups) }
 
-// Create stores a new document under an OpenSearch-generated id, or under id
-// when it is not empty (ErrConflict if taken). With refresh, searches that
-// follow see it.
-func (s *Store) Create(ctx context.Context, c Collection, id string, source any, refresh bool) (*WriteResult, error) {
-	q := url.Values{}
-	if refresh {
-		q.Set("refresh", "wait_for")
-	}
-	method, path := http.MethodPost, "/"+s.Index(c)+"/_doc"
-	if id != "" {
-		method, path = http.MethodPut, "/"+s.Index(c)+"/_create/"+url.PathEscape(id)
-	}
-	var r WriteResult
-	if err := s.do(ctx, method, path, q, source, &r); err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
+// Tasks is typed access to the tasks index.
+func (s *Store) Tasks() Repo[Task] { return NewDocs[Task](s, Tasks) }
 
-// Replace writes the whole document if it is still at the version doc was
-// read at; ErrConflict otherwise.
-func (s *Store) Replace(ctx context.Context, c Collection, doc *Doc, source any, refresh bool) (*WriteResult, error) {
-	q := url.Values{
-		"if_seq_no":       {strconv.FormatInt(doc.SeqNo, 10)},
-		"if_primary_term": {strconv.FormatInt(doc.PrimaryTerm, 10)},
-	}
-	if refresh {
-		q.Set("refresh", "wait_for")
-	}
-	var r WriteResult
-	if err := s.do(ctx, http.MethodPut, "/"+s.Index(c)+"/_doc/"+url.PathEscape(doc.ID), q, source, &r); err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
-
-// Delete removes the document if it is still at the version doc was read at.
-func (s *Store) Delete(ctx context.Context, c Collection, doc *Doc) (*WriteResult, error) {
-	q := url.Values{
-		"if_seq_no":       {strconv.FormatInt(doc.SeqNo, 10)},
-		"if_primary_term": {strconv.FormatInt(doc.PrimaryTerm, 10)},
-		"refresh":         {"wait_for"},
-	}
-	var r WriteResult
-	if err := s.do(ctx, http.MethodDelete, "/"+s.Index(c)+"/_doc/"+url.PathEscape(doc.ID), q, nil, &r); err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
+// MasterKeys is typed access to the key documents of the config index.
+func (s *Store) MasterKeys() Repo[MasterKey] { return NewDocs[MasterKey](s, Config) }
 
 // Search runs a caller's search body against a collection and returns
-// OpenSearch's raw answer. params are the caller's query parameters.
+// OpenSearch's raw answer. params are the caller's query parameters. Only
+// the ML _search routes use it; everything else has a named query.
 func (s *Store) Search(ctx context.Context, c Collection, body []byte, params url.Values) (json.RawMessage, error) {
 	var r json.RawMessage
 	if len(bytes.TrimSpace(body)) == 0 {
@@ -202,8 +140,8 @@ func (s *Store) Refresh(ctx context.Context, c Collection) error {
 	return s.do(ctx, http.MethodPost, "/"+s.Index(c)+"/_refresh", nil, nil, nil)
 }
 
-// Count counts the documents matching query (a query DSL object).
-func (s *Store) Count(ctx context.Context, c Collection, query any) (int64, error) {
+// count counts the documents matching query (a query DSL object).
+func (s *Store) count(ctx context.Context, c Collection, query any) (int64, error) {
 	var r struct {
 		Count int64 `json:"count"`
 	}
@@ -233,7 +171,7 @@ func (s *Store) do(ctx context.Context, method, path string, query url.Values, b
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := s.client.Perform(req)
+	resp, err := s.client.Stream(req)
 	if err != nil {
 		return fmt.Errorf("opensearch %s %s: %w", method, path, err)
 	}
@@ -271,48 +209,3 @@ func statusError(status int, body []byte) error {
 	return &StatusError{Status: status, Type: cause.Type, Reason: cause.Reason}
 }
 
-// Scan visits every document matching query, a page at a time, through a
-// scroll: a consistent view however many documents match, with the version
-// of each so the caller can update it with optimistic concurrency.
-func (s *Store) Scan(ctx context.Context, c Collection, query any, pageSize int, visit func([]Doc) error) error {
-	type page struct {
-		ScrollID string `json:"_scroll_id"`
-		Hits     struct {
-			Hits []struct {
-				ID          string          `json:"_id"`
-				SeqNo       int64           `json:"_seq_no"`
-				PrimaryTerm int64           `json:"_primary_term"`
-				Source      json.RawMessage `json:"_source"`
-			} `json:"hits"`
-		} `json:"hits"`
-	}
-	var p page
-	q := url.Values{"scroll": {"1m"}}
-	body := map[string]any{"query": query, "size": pageSize, "seq_no_primary_term": true, "sort": []string{"_doc"}}
-	if err := s.do(ctx, http.MethodPost, "/"+s.Index(c)+"/_search", q, body, &p); err != nil {
-		return err
-	}
-	defer func() {
-		if p.ScrollID != "" {
-			// Free the scroll even when the caller's context is gone.
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			_ = s.do(cctx, http.MethodDelete, "/_search/scroll", nil, map[string]any{"scroll_id": p.ScrollID}, nil)
-		}
-	}()
-	for len(p.Hits.Hits) > 0 {
-		docs := make([]Doc, len(p.Hits.Hits))
-		for i, h := range p.Hits.Hits {
-			docs[i] = Doc{ID: h.ID, SeqNo: h.SeqNo, PrimaryTerm: h.PrimaryTerm, Source: h.Source}
-		}
-		if err := visit(docs); err != nil {
-			return err
-		}
-		id := p.ScrollID
-		p = page{}
-		if err := s.do(ctx, http.MethodPost, "/_search/scroll", nil, map[string]any{"scroll": "1m", "scroll_id": id}, &p); err != nil {
-			return err
-		}
-	}
-	return nil
-}

@@ -1,0 +1,219 @@
+package indexstore
+
+import "encoding/json"
+
+// The stored document types, next to their mappings (mappings.go). They are
+// what the indices hold, secrets included: the ML API turns them into its
+// own response types, which is the one place credentials and bookkeeping are
+// dropped.
+
+// Owner is the user that created a resource, as the cluster's security
+// plugin named it. Absent on clusters without security.
+type Owner struct {
+	Name         string   `json:"name"`
+	BackendRoles []string `json:"backend_roles,omitempty"`
+	Roles        []string `json:"roles,omitempty"`
+}
+
+// Connector is the stored connector document. Its credential values are
+// ciphertexts.
+type Connector struct {
+	Name            string            `json:"name,omitempty"`
+	Version         string            `json:"version,omitempty"`
+	Description     string            `json:"description,omitempty"`
+	Protocol        string            `json:"protocol,omitempty"`
+	Parameters      map[string]string `json:"parameters,omitempty"`
+	Credential      map[string]string `json:"credential,omitempty"`
+	Actions         []ConnectorAction `json:"actions,omitempty"`
+	ClientConfig    *ClientConfig     `json:"client_config,omitempty"`
+	Owner           *Owner            `json:"owner,omitempty"`
+	Access          string            `json:"access,omitempty"`
+	BackendRoles    []string          `json:"backend_roles,omitempty"`
+	CreatedTime     int64             `json:"created_time,omitempty"`
+	LastUpdatedTime int64             `json:"last_updated_time,omitempty"`
+}
+
+// Action finds the first action of a type, as ML Commons does.
+func (c *Connector) Action(actionType string) *ConnectorAction {
+	for i := range c.Actions {
+		if c.Actions[i].ActionType == actionType {
+			return &c.Actions[i]
+		}
+	}
+	return nil
+}
+
+// ConnectorAction is one provider call a connector can make.
+type ConnectorAction struct {
+	ActionType          string            `json:"action_type"`
+	Method              string            `json:"method"`
+	URL                 string            `json:"url"`
+	Headers             map[string]string `json:"headers,omitempty"`
+	RequestBody         string            `json:"request_body,omitempty"`
+	PreProcessFunction  string            `json:"pre_process_function,omitempty"`
+	PostProcessFunction string            `json:"post_process_function,omitempty"`
+}
+
+// Connector action types (ML Commons ConnectorAction.ActionType).
+const (
+	ActionPredict            = "PREDICT"
+	ActionExecute            = "EXECUTE"
+	ActionBatchPredict       = "BATCH_PREDICT"
+	ActionBatchPredictStatus = "BATCH_PREDICT_STATUS"
+	ActionCancelBatchPredict = "CANCEL_BATCH_PREDICT"
+)
+
+// ClientConfig tunes the HTTP client of a connector. Timeouts are seconds.
+type ClientConfig struct {
+	MaxConnection       int    `json:"max_connection"`
+	ConnectionTimeout   int    `json:"connection_timeout"`
+	ReadTimeout         int    `json:"read_timeout"`
+	RetryBackoffMillis  int    `json:"retry_backoff_millis"`
+	RetryTimeoutSeconds int    `json:"retry_timeout_seconds"`
+	MaxRetryTimes       int    `json:"max_retry_times"`
+	RetryBackoffPolicy  string `json:"retry_backoff_policy"`
+	SkipSSLVerification bool   `json:"skip_ssl_verification"`
+}
+
+// Model is the stored model document (function_name remote).
+type Model struct {
+	Name                    string          `json:"name"`
+	ModelGroupID            string          `json:"model_group_id,omitempty"`
+	Algorithm               string          `json:"algorithm"`
+	ModelVersion            string          `json:"model_version,omitempty"`
+	Description             string          `json:"description,omitempty"`
+	ModelState              string          `json:"model_state"`
+	IsHidden                bool            `json:"is_hidden"`
+	IsEnabled               *bool           `json:"is_enabled,omitempty"`
+	ConnectorID             string          `json:"connector_id,omitempty"`
+	Connector               *Connector      `json:"connector,omitempty"`
+	RateLimiter             json.RawMessage `json:"rate_limiter,omitempty"`
+	DeploySetting           json.RawMessage `json:"deploy_setting,omitempty"`
+	Interface               json.RawMessage `json:"interface,omitempty"`
+	Guardrails              json.RawMessage `json:"guardrails,omitempty"`
+	PlanningWorkerNodeCount *int            `json:"planning_worker_node_count,omitempty"`
+	CurrentWorkerNodeCount  *int            `json:"current_worker_node_count,omitempty"`
+	PlanningWorkerNodes     []string        `json:"planning_worker_nodes,omitempty"`
+	DeployToAllNodes        *bool           `json:"deploy_to_all_nodes,omitempty"`
+	Owner                   *Owner          `json:"owner,omitempty"`
+	CreatedTime             int64           `json:"created_time,omitempty"`
+	LastUpdatedTime         int64           `json:"last_updated_time,omitempty"`
+	LastRegisteredTime      int64           `json:"last_registered_time,omitempty"`
+	LastDeployedTime        int64           `json:"last_deployed_time,omitempty"`
+	LastUndeployedTime      int64           `json:"last_undeployed_time,omitempty"`
+}
+
+// Model states (ML Commons MLModelState) and the one algorithm stored.
+const (
+	ModelRegistered        = "REGISTERED"
+	ModelDeploying         = "DEPLOYING"
+	ModelDeployed          = "DEPLOYED"
+	ModelPartiallyDeployed = "PARTIALLY_DEPLOYED"
+	ModelUndeployed        = "UNDEPLOYED"
+	ModelDeployFailed      = "DEPLOY_FAILED"
+	AlgorithmRemote        = "REMOTE"
+)
+
+// IsDeployedState reports whether a model in state s may not be deleted and
+// its connector may not change.
+func IsDeployedState(s string) bool {
+	return s == ModelDeployed || s == ModelDeploying || s == ModelPartiallyDeployed
+}
+
+// ModelGroup is the stored model group document.
+type ModelGroup struct {
+	Name            string   `json:"name"`
+	Description     string   `json:"description,omitempty"`
+	LatestVersion   int      `json:"latest_version"`
+	Access          string   `json:"access,omitempty"`
+	BackendRoles    []string `json:"backend_roles,omitempty"`
+	Owner           *Owner   `json:"owner,omitempty"`
+	CreatedTime     int64    `json:"created_time,omitempty"`
+	LastUpdatedTime int64    `json:"last_updated_time,omitempty"`
+}
+
+// Task is the stored task document.
+type Task struct {
+	ModelID        string         `json:"model_id,omitempty"`
+	TaskType       string         `json:"task_type"`
+	FunctionName   string         `json:"function_name,omitempty"`
+	State          string         `json:"state"`
+	InputType      string         `json:"input_type,omitempty"`
+	Progress       *float64       `json:"progress,omitempty"`
+	OutputIndex    string         `json:"output_index,omitempty"`
+	WorkerNode     []string       `json:"worker_node,omitempty"`
+	CreateTime     int64          `json:"create_time"`
+	LastUpdateTime int64          `json:"last_update_time"`
+	Error          string         `json:"error,omitempty"`
+	IsAsync        bool           `json:"is_async"`
+	RemoteJob      map[string]any `json:"remote_job,omitempty"`
+	Owner          *Owner         `json:"owner,omitempty"`
+	// Batch is the sidecar's own bookkeeping of a batch job; never shown.
+	Batch *BatchState `json:"batch,omitempty"`
+}
+
+// IsOpenBatch reports whether a task is a batch job the sidecar still
+// follows.
+func (t *Task) IsOpenBatch() bool {
+	return t.TaskType == TaskBatchPrediction && t.Batch != nil && IsOpenState(t.State)
+}
+
+// Task types, states and input types (ML Commons MLTaskType, MLTaskState,
+// MLInputDataType).
+const (
+	TaskRegisterModel   = "REGISTER_MODEL"
+	TaskDeployModel     = "DEPLOY_MODEL"
+	TaskBatchPrediction = "BATCH_PREDICTION"
+
+	TaskCreated     = "CREATED"
+	TaskRunning     = "RUNNING"
+	TaskCompleted   = "COMPLETED"
+	TaskFailed      = "FAILED"
+	TaskCancelling  = "CANCELLING"
+	TaskCancelled   = "CANCELLED"
+	TaskExpired     = "EXPIRED"
+	TaskUnreachable = "UNREACHABLE"
+
+	InputRemote = "REMOTE"
+)
+
+// openStates are the task states in which a task is still in progress.
+var openStates = [...]string{TaskCreated, TaskRunning, TaskCancelling}
+
+// IsOpenState reports whether a task in state s is still in progress.
+func IsOpenState(s string) bool {
+	for _, o := range openStates {
+		if s == o {
+			return true
+		}
+	}
+	return false
+}
+
+// BatchState is what the sidecar keeps with a batch task to refresh and
+// cancel it — even after its model or connector is deleted — and to share
+// polling between replicas. It is never shown to callers.
+type BatchState struct {
+	Provider string `json:"provider"`
+	// Connector is a snapshot taken at submission (credential encrypted).
+	Connector *Connector `json:"connector"`
+	ClientKey string     `json:"client_key"`
+	// NextPoll is when the worker should refresh the task next (epoch ms).
+	NextPoll int64 `json:"next_poll"`
+	// LeaseOwner holds the task until LeaseUntil while it refreshes it.
+	LeaseOwner string `json:"lease_owner,omitempty"`
+	LeaseUntil int64  `json:"lease_until,omitempty"`
+	// Failures counts consecutive failed background refreshes.
+	Failures int `json:"poll_failures"`
+}
+
+// MasterKey is the config document holding the key mlsidecar creates when
+// none is configured, as ML Commons keeps its master_key.
+type MasterKey struct {
+	MasterKey  string `json:"master_key"`
+	KeyID      string `json:"key_id"`
+	CreateTime int64  `json:"create_time"`
+}
+
+// MasterKeyID is the id of the MasterKey document in the config index.
+const MasterKeyID = "master_key"
