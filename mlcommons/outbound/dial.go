@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"syscall"
 	"time"
+
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 )
 
 // DialContext dials like net.Dialer, refusing, unless AllowPrivate is set,
@@ -17,7 +19,7 @@ import (
 // very address being connected to. When a name resolves to several addresses
 // the refused ones are skipped and a public one may still be used; if none
 // connects, the error is the first one, which for a refused address is an
-// *Error wrapping ErrPrivateAddress that names the host the caller asked for.
+// *mlerr.Error wrapping ErrPrivateAddress that names the host the caller asked for.
 func (g *Guard) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	switch network {
 	case "tcp", "tcp4", "tcp6":
@@ -40,7 +42,7 @@ func (g *Guard) DialContext(ctx context.Context, network, addr string) (net.Conn
 	}
 	conn, err := d.DialContext(ctx, network, addr)
 	if err != nil {
-		var oe *Error
+		var oe *mlerr.Error
 		if errors.As(err, &oe) && errors.Is(oe, ErrPrivateAddress) {
 			g.metrics.rejected(checkPrivateAddress)
 			// Unwrapped from net.OpError so the message is ML Commons' alone.
@@ -51,7 +53,7 @@ func (g *Guard) DialContext(ctx context.Context, network, addr string) (net.Conn
 	return conn, nil
 }
 
-func privateAddress(host string) *Error {
+func privateAddress(host string) *mlerr.Error {
 	return illegalArgument("Remote inference host name has private ip address: "+host, ErrPrivateAddress)
 }
 

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -73,7 +75,7 @@ func TestTransportRefusesPrivateDestinations(t *testing.T) {
 				resp.Body.Close()
 				t.Fatalf("GET %s succeeded, want refusal", tt.url)
 			}
-			assertError(t, err, &Error{Status: 400, Type: "illegal_argument_exception",
+			assertError(t, err, &mlerr.Error{Status: 400, Type: "illegal_argument_exception",
 				Reason: "Remote inference host name has private ip address: " + tt.host}, ErrPrivateAddress)
 			if got := testutil.ToFloat64(g.metrics.rejections.WithLabelValues(checkPrivateAddress)); got != float64(i+1) {
 				t.Errorf("private_address rejections = %v, want %d", got, i+1)

@@ -27,6 +27,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -107,20 +109,6 @@ func New(o Options) (*Guard, error) {
 	return g, nil
 }
 
-// Error is a refusal that the handler layer answers with OpenSearch's error
-// envelope; Error() is the reason alone, the text ML Commons would show.
-type Error struct {
-	Status int
-	Type   string
-	Reason string
-
-	err error // sentinel for errors.Is, if any
-}
-
-func (e *Error) Error() string { return e.Reason }
-
-func (e *Error) Unwrap() error { return e.err }
-
 var (
 	// ErrUntrustedEndpoint is wrapped by CheckURL's refusals.
 	ErrUntrustedEndpoint = errors.New("outbound: URL is not a trusted connector endpoint")
@@ -128,8 +116,8 @@ var (
 	ErrPrivateAddress = errors.New("outbound: destination is a private address")
 )
 
-func illegalArgument(reason string, sentinel error) *Error {
-	return &Error{Status: http.StatusBadRequest, Type: "illegal_argument_exception", Reason: reason, err: sentinel}
+func illegalArgument(reason string, sentinel error) *mlerr.Error {
+	return mlerr.IllegalArgument(reason).Wrapping(sentinel)
 }
 
 // CheckURL reports whether rawURL may be called: it must fully match a

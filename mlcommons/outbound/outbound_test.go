@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -61,7 +63,7 @@ func TestCheckURLDefaults(t *testing.T) {
 				}
 				return
 			}
-			want := &Error{Status: 400, Type: "illegal_argument_exception",
+			want := &mlerr.Error{Status: 400, Type: "illegal_argument_exception",
 				Reason: "Connector URL is not matching the trusted connector endpoint regex, URL is: " + tt.url}
 			assertError(t, err, want, ErrUntrustedEndpoint)
 		})
@@ -123,7 +125,7 @@ func TestCheckURLShape(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			want := &Error{Status: 400, Type: "illegal_argument_exception", Reason: tt.reason}
+			want := &mlerr.Error{Status: 400, Type: "illegal_argument_exception", Reason: tt.reason}
 			assertError(t, g.CheckURL(tt.url), want, ErrUntrustedEndpoint)
 		})
 	}
@@ -202,11 +204,11 @@ func TestRejectionMetrics(t *testing.T) {
 	newGuard(t, Options{})
 }
 
-func assertError(t *testing.T, err error, want *Error, sentinel error) {
+func assertError(t *testing.T, err error, want *mlerr.Error, sentinel error) {
 	t.Helper()
-	var got *Error
+	var got *mlerr.Error
 	if !errors.As(err, &got) {
-		t.Fatalf("error = %v (%T), want *Error", err, err)
+		t.Fatalf("error = %v (%T), want *mlerr.Error", err, err)
 	}
 	if got.Status != want.Status || got.Type != want.Type || got.Reason != want.Reason {
 		t.Errorf("got {%d %q %q}, want {%d %q %q}", got.Status, got.Type, got.Reason, want.Status, want.Type, want.Reason)
@@ -245,7 +247,7 @@ func FuzzCheckURL(f *testing.F) {
 		for _, g := range guards {
 			err := g.CheckURL(raw)
 			if err != nil {
-				var e *Error
+				var e *mlerr.Error
 				if !errors.As(err, &e) || e.Status != 400 || e.Type != "illegal_argument_exception" || !errors.Is(err, ErrUntrustedEndpoint) {
 					t.Fatalf("CheckURL(%q) = %#v, want a 400 illegal_argument_exception", raw, err)
 				}

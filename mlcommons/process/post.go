@@ -79,7 +79,7 @@ var dataTypes = []string{"FLOAT32", "FLOAT64", "FLOAT16", "UINT8", "INT32", "INT
 // that is not blank, and converts what it selects; the embedding data type
 // is guessed from the filter text (".int8" gives INT8, and so on; FLOAT32
 // otherwise) as ML Commons 3.0+ does, where 2.19 always says FLOAT32. Rerank functions return one "similarity" tensor per document
-// in the original document order. Validation failures are *Error (400);
+// in the original document order. Validation failures are *mlerr.Error (400);
 // anything else, such as a filter that selects nothing, is a plain error.
 //
 // JSONPath is RFC 9535, not Jayway's dialect: Jayway's functions

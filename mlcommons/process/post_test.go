@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
+
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -539,9 +541,9 @@ func TestDataType(t *testing.T) {
 
 func TestErrorIs400(t *testing.T) {
 	_, err := PostProcess(postBedrockBatchJobArn, "", []byte(`{}`))
-	var e *Error
+	var e *mlerr.Error
 	if !errors.As(err, &e) {
-		t.Fatalf("error %v is not *Error", err)
+		t.Fatalf("error %v is not *mlerr.Error", err)
 	}
 	if e.Error() != errNoJobArn {
 		t.Errorf("Error() = %q, want %q", e.Error(), errNoJobArn)
@@ -561,9 +563,9 @@ func FuzzPostProcess(f *testing.F) {
 		name := names[int(fn)%len(names)]
 		tensors, err := PostProcess(name, filter, body)
 		if err != nil {
-			var e *Error
+			var e *mlerr.Error
 			if errors.As(err, &e) && (e.Status != 400 || e.Reason == "") {
-				t.Fatalf("bad *Error %+v", e)
+				t.Fatalf("bad *mlerr.Error %+v", e)
 			}
 			return
 		}

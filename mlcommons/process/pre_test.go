@@ -5,7 +5,10 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
+
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func str(s string) *string { return &s }
@@ -306,22 +309,22 @@ func TestPreProcessErrors(t *testing.T) {
 	}
 }
 
-// checkError checks that err is a 400 *Error with reason, or a plain error
+// checkError checks that err is a 400 *mlerr.Error with reason, or a plain error
 // when reason is "".
 func checkError(t *testing.T, err error, reason string) {
 	t.Helper()
-	var e *Error
+	var e *mlerr.Error
 	if !errors.As(err, &e) {
 		if reason != "" {
-			t.Fatalf("got plain error %q, want *Error %q", err, reason)
+			t.Fatalf("got plain error %q, want *mlerr.Error %q", err, reason)
 		}
 		return
 	}
 	if reason == "" {
-		t.Fatalf("got *Error %q, want a plain error", e.Reason)
+		t.Fatalf("got *mlerr.Error %q, want a plain error", e.Reason)
 	}
-	want := &Error{Status: 400, Type: "illegal_argument_exception", Reason: reason}
-	if diff := cmp.Diff(want, e); diff != "" {
+	want := &mlerr.Error{Status: 400, Type: "illegal_argument_exception", Reason: reason}
+	if diff := cmp.Diff(want, e, cmpopts.IgnoreUnexported(mlerr.Error{})); diff != "" {
 		t.Errorf("error mismatch (-want +got):\n%s", diff)
 	}
 }

@@ -14,8 +14,9 @@ package process
 
 import (
 	"encoding/json"
-	"net/http"
 	"slices"
+
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 )
 
 // Input kinds, as returned by Input.Kind.
@@ -71,19 +72,8 @@ type Tensor struct {
 	DataAsMap map[string]any `json:"dataAsMap,omitzero"`
 }
 
-// Error is a validation failure that ML Commons reports as 400
-// illegal_argument_exception. Any other error from this package is a
-// failure the caller reports as 500.
-type Error struct {
-	Status int
-	Type   string
-	Reason string
-}
-
-func (e *Error) Error() string { return e.Reason }
-
-func invalid(reason string) *Error {
-	return &Error{Status: http.StatusBadRequest, Type: "illegal_argument_exception", Reason: reason}
+func invalid(reason string) *mlerr.Error {
+	return mlerr.IllegalArgument(reason)
 }
 
 // Names lists the supported built-in function names, sorted.

@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -18,9 +17,10 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,24 +66,18 @@ type Call struct {
 	ClientKey string
 	// AllowEmpty accepts a 2xx answer without a body (cancel calls).
 	AllowEmpty bool
+	// Throttled, if set, names answers besides 429 and 5xx that mean "try
+	// again" (a provider's own throttling signal). Like SigV4, it is bound
+	// into the pooled client of ClientKey when that client is built.
+	Throttled func(*http.Response) bool
 }
 
 // Response is a provider's successful answer.
 type Response struct {
-	Status int
-	Header http.Header
-	Body   []byte
+	StatusCode int
+	Header     http.Header
+	Body       []byte
 }
-
-// Error is a failed call, worded as ML Commons words it. It never carries a
-// credential or a signed URL.
-type Error struct {
-	Status int
-	Type   string
-	Reason string
-}
-
-func (e *Error) Error() string { return e.Reason }
 
 // MaxRetryAfter caps how long a provider's Retry-After may hold a retry.
 const MaxRetryAfter = 30 * time.Second
@@ -107,7 +101,8 @@ func New(guard *outbound.Guard, log *slog.Logger, reg prometheus.Registerer) *En
 }
 
 // Do executes the call: 2xx with a body is a Response, anything else an
-// *Error (or an *outbound.Error when the safety checks refuse).
+// *mlerr.Error worded as ML Commons words it, never carrying a credential
+// or a signed URL.
 func (e *Engine) Do(ctx context.Context, c Call) (*Response, error) {
 	if err := e.guard.CheckURL(c.URL); err != nil {
 		return nil, err
@@ -121,8 +116,7 @@ func (e *Engine) Do(ctx context.Context, c Call) (*Response, error) {
 	}
 	req, err := retryablehttp.NewRequestWithContext(ctx, c.Method, c.URL, c.Body)
 	if err != nil {
-		return nil, &Error{Status: http.StatusBadRequest, Type: "illegal_argument_exception",
-			Reason: "Encountered error when trying to create uri from endpoint in ml connector. Please update the endpoint in connection configuration"}
+		return nil, mlerr.IllegalArgument("Encountered error when trying to create uri from endpoint in ml connector. Please update the endpoint in connection configuration")
 	}
 	for k, v := range c.Headers {
 		req.Header.Set(k, v)
@@ -130,8 +124,8 @@ func (e *Engine) Do(ctx context.Context, c Call) (*Response, error) {
 	if req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	ctx = withCall(ctx, &c)
-	req = req.WithContext(ctx)
+	// The labels ride along for the retry counter of the shared client.
+	req = req.WithContext(withLabels(ctx, labels{provider: c.Provider, action: c.Action}))
 
 	start := time.Now()
 	resp, err := client.Do(req)
@@ -150,22 +144,20 @@ func (e *Engine) Do(ctx context.Context, c Call) (*Response, error) {
 	switch {
 	case resp.StatusCode < 200 || resp.StatusCode >= 300:
 		if len(bytes.TrimSpace(body)) == 0 {
-			return nil, &Error{Status: resp.StatusCode, Type: "status_exception",
-				Reason: fmt.Sprintf("Remote service returned error status %d with empty body", resp.StatusCode)}
+			return nil, mlerr.Provider(resp.StatusCode, "Remote service returned error status %d with empty body", resp.StatusCode)
 		}
-		return nil, &Error{Status: resp.StatusCode, Type: "status_exception", Reason: "Error from remote service: " + string(body)}
+		return nil, mlerr.Provider(resp.StatusCode, "%s", "Error from remote service: "+string(body))
 	case len(bytes.TrimSpace(body)) == 0 && !c.AllowEmpty:
-		return nil, &Error{Status: http.StatusBadGateway, Type: "status_exception", Reason: "Remote service returned empty response body"}
+		return nil, mlerr.BadGateway("Remote service returned empty response body")
 	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+	return &Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: body}, nil
 }
 
 // transportError words a failure without the URL (it may be signed or hold
 // a secret in its query).
 func (e *Engine) transportError(ctx context.Context, err error) error {
-	var oe *outbound.Error
-	if errors.As(err, &oe) {
-		return oe
+	if me, ok := mlerr.From(err); ok {
+		return me // the outbound guard's refusal
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
@@ -173,13 +165,12 @@ func (e *Engine) transportError(ctx context.Context, err error) error {
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		return &Error{Status: http.StatusGatewayTimeout, Type: "status_exception", Reason: "Remote service did not answer in time"}
+		return mlerr.Status(http.StatusGatewayTimeout, "Remote service did not answer in time")
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	return &Error{Status: http.StatusInternalServerError, Type: "status_exception",
-		Reason: "Error communicating with remote model: " + err.Error()}
+	return mlerr.Status(http.StatusInternalServerError, "%s", "Error communicating with remote model: "+err.Error())
 }
 
 // client returns the pooled client of a connector version.
@@ -206,7 +197,7 @@ func (e *Engine) client(c Call) *retryablehttp.Client {
 	}
 	cl := retryablehttp.NewClient()
 	cl.HTTPClient = &http.Client{
-		Transport: &signer{next: t},
+		Transport: newSigner(c.SigV4, t),
 		// ML Commons never follows redirects; a redirect target is checked anyway.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
@@ -217,14 +208,13 @@ func (e *Engine) client(c Call) *retryablehttp.Client {
 	}
 	base := time.Duration(max(cfg.RetryBackoffMillis, 1)) * time.Millisecond
 	cl.RetryWaitMin, cl.RetryWaitMax = base, max(base, MaxRetryAfter)
-	cl.CheckRetry = e.checkRetry
+	cl.CheckRetry = checkRetry(c.Throttled)
 	cl.Backoff = backoff(cfg.RetryBackoffPolicy)
 	cl.ErrorHandler = retryablehttp.PassthroughErrorHandler
 	cl.RequestLogHook = func(_ retryablehttp.Logger, r *http.Request, attempt int) {
 		if attempt > 0 {
-			if c := callFrom(r.Context()); c != nil {
-				e.metrics.retries.WithLabelValues(c.Provider, c.Action).Inc()
-			}
+			l := labelsFrom(r.Context())
+			e.metrics.retries.WithLabelValues(l.provider, l.action).Inc()
 		}
 	}
 	if c.ClientKey != "" {
@@ -233,40 +223,39 @@ func (e *Engine) client(c Call) *retryablehttp.Client {
 	return cl
 }
 
-// checkRetry retries only answers that say "try again": 429, 5xx and AWS
-// throttling. Connection failures are not retried: a submission may have
-// reached the provider.
-func (e *Engine) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
-	if ctx.Err() != nil {
-		return false, ctx.Err()
+// checkRetry retries only answers that say "try again": 429, 5xx and what
+// throttled recognises. Connection failures are not retried: a submission
+// may have reached the provider.
+func checkRetry(throttled func(*http.Response) bool) retryablehttp.CheckRetry {
+	return func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		if err != nil || resp == nil {
+			return false, err
+		}
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
+			return true, nil
+		}
+		return throttled != nil && throttled(resp), nil
 	}
-	if err != nil || resp == nil {
-		return false, err
-	}
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
-		return true, nil
-	}
-	if strings.HasPrefix(resp.Header.Get("X-Amzn-Errortype"), "ThrottlingException") {
-		return true, nil
-	}
-	return false, nil
 }
 
 // backoff implements ML Commons' retry_backoff_policy values; a provider's
 // Retry-After wins, capped at MaxRetryAfter.
 func backoff(policy string) retryablehttp.Backoff {
-	return func(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
+	return func(waitMin, waitMax time.Duration, attempt int, resp *http.Response) time.Duration {
 		if resp != nil {
 			if s := resp.Header.Get("Retry-After"); s != "" {
 				if secs, err := strconv.Atoi(s); err == nil && secs >= 0 {
-					return minDuration(time.Duration(secs)*time.Second, MaxRetryAfter)
+					return min(time.Duration(secs)*time.Second, MaxRetryAfter)
 				}
 				if t, err := http.ParseTime(s); err == nil {
-					return minDuration(max0(time.Until(t)), MaxRetryAfter)
+					return min(max(time.Until(t), 0), MaxRetryAfter)
 				}
 			}
 		}
-		exp := minDuration(min<<min64(attempt, 20), max)
+		exp := min(waitMin<<min(attempt, 20), waitMax)
 		switch policy {
 		case "exponential_equal_jitter":
 			half := exp / 2
@@ -274,30 +263,9 @@ func backoff(policy string) retryablehttp.Backoff {
 		case "exponential_full_jitter":
 			return time.Duration(rand.Int64N(int64(exp) + 1))
 		default: // constant
-			return min
+			return waitMin
 		}
 	}
-}
-
-func minDuration(a, b time.Duration) time.Duration {
-	if a < b {
-		return a
-	}
-	return b
-}
-
-func max0(d time.Duration) time.Duration {
-	if d < 0 {
-		return 0
-	}
-	return d
-}
-
-func min64(a, b int) int {
-	if a < b {
-		return a
-	}
-	return b
 }
 
 // guardDialer applies the connector's connection timeout on top of the
@@ -316,13 +284,17 @@ func (d *guardDialer) DialContext(ctx context.Context, network, addr string) (ne
 	return d.guard.DialContext(ctx, network, addr)
 }
 
-type callKey struct{}
+// labels are the metric labels of a call, carried in the request context
+// to the retry hook of the client its connector version shares.
+type labels struct{ provider, action string }
 
-func withCall(ctx context.Context, c *Call) context.Context {
-	return context.WithValue(ctx, callKey{}, c)
+type labelsKey struct{}
+
+func withLabels(ctx context.Context, l labels) context.Context {
+	return context.WithValue(ctx, labelsKey{}, l)
 }
 
-func callFrom(ctx context.Context) *Call {
-	c, _ := ctx.Value(callKey{}).(*Call)
-	return c
+func labelsFrom(ctx context.Context) labels {
+	l, _ := ctx.Value(labelsKey{}).(labels)
+	return l
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -71,8 +73,10 @@ func TestDo(t *testing.T) {
 	}{
 		{"success", []func(http.ResponseWriter, *http.Request){answer(200, `{"ok":true}`)}, DefaultConfig(), 1, 0, ""},
 		{"429 then success", []func(http.ResponseWriter, *http.Request){answer(429, `{"e":1}`, "Retry-After", "0"), answer(200, `{}`)}, retrying, 2, 0, ""},
-		{"throttling header then success", []func(http.ResponseWriter, *http.Request){
-			answer(400, `{"message":"slow down"}`, "X-Amzn-Errortype", "ThrottlingException:http://internal"), answer(200, `{}`)}, retrying, 2, 0, ""},
+		{"throttled answer then success", []func(http.ResponseWriter, *http.Request){
+			answer(400, `{"message":"slow down"}`, "X-Test-Throttled", "yes"), answer(200, `{}`)}, retrying, 2, 0, ""},
+		{"unthrottled 400 is not retried", []func(http.ResponseWriter, *http.Request){
+			answer(400, `{"message":"bad"}`, "X-Test-Throttled", "no"), answer(200, `{}`)}, retrying, 1, 400, "bad"},
 		{"no retry without max_retry_times", []func(http.ResponseWriter, *http.Request){answer(503, `busy`), answer(200, `{}`)}, DefaultConfig(), 1, 503, "Error from remote service: busy"},
 		{"5xx exhausts the retries", []func(http.ResponseWriter, *http.Request){answer(500, `{"error":"x"}`)}, retrying, 4, 500, `Error from remote service: {"error":"x"}`},
 		{"4xx is not retried", []func(http.ResponseWriter, *http.Request){answer(401, `{"error":"bad key"}`), answer(200, `{}`)}, retrying, 1, 401, "bad key"},
@@ -82,17 +86,19 @@ func TestDo(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv, n := provider(t, tt.script...)
-			resp, err := newEngine(t, true).Do(context.Background(), call(srv.URL, tt.cfg))
+			c := call(srv.URL, tt.cfg)
+			c.Throttled = func(r *http.Response) bool { return r.Header.Get("X-Test-Throttled") == "yes" }
+			resp, err := newEngine(t, true).Do(context.Background(), c)
 			if got := n.Load(); got != tt.wantCalls {
 				t.Errorf("provider saw %d requests, want %d", got, tt.wantCalls)
 			}
 			if tt.wantStatus == 0 {
-				if err != nil || resp.Status != 200 {
+				if err != nil || resp.StatusCode != 200 {
 					t.Fatalf("got %v, %v, want success", resp, err)
 				}
 				return
 			}
-			var e *Error
+			var e *mlerr.Error
 			if !errors.As(err, &e) || e.Status != tt.wantStatus || !strings.Contains(e.Reason, tt.wantReason) {
 				t.Fatalf("got %v, want status %d reason %q", err, tt.wantStatus, tt.wantReason)
 			}
@@ -132,7 +138,7 @@ func TestTimeoutIs504(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.ReadTimeout = 1
 	_, err := newEngine(t, true).Do(context.Background(), call(srv.URL, cfg))
-	var e *Error
+	var e *mlerr.Error
 	if !errors.As(err, &e) || e.Status != 504 {
 		t.Fatalf("got %v, want 504", err)
 	}

@@ -12,17 +12,23 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
-// signer signs each attempt of an aws_sigv4 call just before it is sent, so
-// a retry carries a fresh signature and date.
+// signer signs each attempt of an aws_sigv4 connector's calls just before
+// it is sent, so a retry carries a fresh signature and date. It is bound to
+// the connector version's credentials when its pooled client is built.
 type signer struct {
+	keys *SigV4
 	next http.RoundTripper
 }
 
-func (s *signer) RoundTrip(r *http.Request) (*http.Response, error) {
-	c := callFrom(r.Context())
-	if c == nil || c.SigV4 == nil {
-		return s.next.RoundTrip(r)
+// newSigner wraps next with signing when keys are set.
+func newSigner(keys *SigV4, next http.RoundTripper) http.RoundTripper {
+	if keys == nil {
+		return next
 	}
+	return &signer{keys: keys, next: next}
+}
+
+func (s *signer) RoundTrip(r *http.Request) (*http.Response, error) {
 	var body []byte
 	if r.Body != nil {
 		var err error
@@ -37,8 +43,8 @@ func (s *signer) RoundTrip(r *http.Request) (*http.Response, error) {
 	sum := sha256.Sum256(body)
 	hash := hex.EncodeToString(sum[:])
 	r.Header.Set("X-Amz-Content-Sha256", hash)
-	creds := aws.Credentials{AccessKeyID: c.SigV4.AccessKey, SecretAccessKey: c.SigV4.SecretKey, SessionToken: c.SigV4.SessionToken}
-	if err := v4.NewSigner().SignHTTP(r.Context(), creds, r, hash, c.SigV4.Service, c.SigV4.Region, time.Now().UTC()); err != nil {
+	creds := aws.Credentials{AccessKeyID: s.keys.AccessKey, SecretAccessKey: s.keys.SecretKey, SessionToken: s.keys.SessionToken}
+	if err := v4.NewSigner().SignHTTP(r.Context(), creds, r, hash, s.keys.Service, s.keys.Region, time.Now().UTC()); err != nil {
 		return nil, err
 	}
 	return s.next.RoundTrip(r)

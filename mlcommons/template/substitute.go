@@ -2,11 +2,11 @@ package template
 
 import (
 	"errors"
-	"fmt"
-	"net/http"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 )
 
 const (
@@ -63,7 +63,7 @@ var (
 // resolved, as upstream. The quoted "${parameters.x:-null}" rule belongs to
 // request bodies only; see Payload.
 //
-// Every error is an *Error.
+// Every error is an *mlerr.Error.
 func Substitute(tmpl string, params map[string]string) (string, error) {
 	return substitute(parametersPrefix, tmpl, withToString(params))
 }
@@ -226,21 +226,11 @@ func (s *substitutor) emit(text string) error {
 	return nil
 }
 
-func cycleError(format string, a ...any) *Error {
-	return &Error{
-		Status: http.StatusInternalServerError,
-		Type:   "illegal_state_exception",
-		Reason: fmt.Sprintf(format, a...),
-		err:    ErrCycle,
-	}
+func cycleError(format string, a ...any) *mlerr.Error {
+	return mlerr.IllegalState(format, a...).Wrapping(ErrCycle)
 }
 
-func tooLarge() *Error {
-	return &Error{
-		Status: http.StatusBadRequest,
-		Type:   illegalArgument,
-		Reason: fmt.Sprintf("Parameter substitution would produce more than %d MiB or fill more than %d placeholders",
-			maxOutput>>20, maxResolutions),
-		err: ErrTooLarge,
-	}
+func tooLarge() *mlerr.Error {
+	return mlerr.IllegalArgument("Parameter substitution would produce more than %d MiB or fill more than %d placeholders",
+		maxOutput>>20, maxResolutions).Wrapping(ErrTooLarge)
 }

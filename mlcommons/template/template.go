@@ -12,32 +12,19 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 )
 
 const illegalArgument = "illegal_argument_exception"
 
-// Error is a refusal in OpenSearch's terms; the handler layer answers it with
-// the error envelope. Error() is the reason alone, the text ML Commons shows.
-type Error struct {
-	Status int
-	Type   string
-	Reason string
-
-	err error // cause or sentinel for errors.Is, if any
-}
-
-func (e *Error) Error() string { return e.Reason }
-
-func (e *Error) Unwrap() error { return e.err }
-
-func invalid(reason string, cause error) *Error {
-	return &Error{Status: http.StatusBadRequest, Type: illegalArgument, Reason: reason, err: cause}
+func invalid(reason string, cause error) *mlerr.Error {
+	return mlerr.IllegalArgument(reason).Wrapping(cause)
 }
 
 // RequestParameters converts the "parameters" object of a _predict or

@@ -8,13 +8,15 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // checkErr compares err with want (nil for success) and, when wantIs is set,
 // checks that err wraps it.
-func checkErr(t *testing.T, err error, want *Error, wantIs error) {
+func checkErr(t *testing.T, err error, want *mlerr.Error, wantIs error) {
 	t.Helper()
 	if want == nil {
 		if err != nil {
@@ -22,11 +24,11 @@ func checkErr(t *testing.T, err error, want *Error, wantIs error) {
 		}
 		return
 	}
-	var got *Error
+	var got *mlerr.Error
 	if !errors.As(err, &got) {
-		t.Fatalf("got error %v (%T), want *Error %+v", err, err, want)
+		t.Fatalf("got error %v (%T), want *mlerr.Error %+v", err, err, want)
 	}
-	if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(Error{})); diff != "" {
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(mlerr.Error{})); diff != "" {
 		t.Errorf("error mismatch (-want +got):\n%s", diff)
 	}
 	if wantIs != nil && !errors.Is(err, wantIs) {
@@ -34,12 +36,12 @@ func checkErr(t *testing.T, err error, want *Error, wantIs error) {
 	}
 }
 
-func badRequest(reason string) *Error {
-	return &Error{Status: 400, Type: "illegal_argument_exception", Reason: reason}
+func badRequest(reason string) *mlerr.Error {
+	return &mlerr.Error{Status: 400, Type: "illegal_argument_exception", Reason: reason}
 }
 
-func illegalState(reason string) *Error {
-	return &Error{Status: 500, Type: "illegal_state_exception", Reason: reason}
+func illegalState(reason string) *mlerr.Error {
+	return &mlerr.Error{Status: 500, Type: "illegal_state_exception", Reason: reason}
 }
 
 // chain returns n parameters p0 -> p1 -> ... -> p(n-1) = "end".
@@ -231,7 +233,7 @@ func TestSubstitute(t *testing.T) {
 		tmpl    string
 		params  map[string]string
 		want    string
-		wantErr *Error
+		wantErr *mlerr.Error
 		wantIs  error
 	}{
 		{name: "empty template", tmpl: "", params: map[string]string{"a": "x"}, want: ""},
@@ -444,7 +446,7 @@ func TestSubstituteCredentials(t *testing.T) {
 		tmpl    string
 		cred    map[string]string
 		want    string
-		wantErr *Error
+		wantErr *mlerr.Error
 		wantIs  error
 	}{
 		{
@@ -492,7 +494,7 @@ func TestPayload(t *testing.T) {
 		body    string
 		params  map[string]string
 		want    string
-		wantErr *Error
+		wantErr *mlerr.Error
 		wantIs  error
 	}{
 		{
@@ -668,7 +670,7 @@ func TestURL(t *testing.T) {
 		tmpl    string
 		params  map[string]string
 		want    string
-		wantErr *Error
+		wantErr *mlerr.Error
 		wantIs  error
 	}{
 		{
@@ -748,9 +750,9 @@ func FuzzSubstitute(f *testing.F) {
 		params := map[string]string{k1: v1, k2: v2}
 		check := func(what, got string, err error) {
 			if err != nil {
-				var e *Error
+				var e *mlerr.Error
 				if !errors.As(err, &e) {
-					t.Fatalf("%s: got error %v (%T), want *Error", what, err, err)
+					t.Fatalf("%s: got error %v (%T), want *mlerr.Error", what, err, err)
 				}
 				if got != "" {
 					t.Fatalf("%s: got %q with error %v, want empty", what, got, err)

@@ -1,4 +1,4 @@
-package crypto_test
+package secrets_test
 
 import (
 	"encoding/base64"
@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/mlsidecar/mlsidecar/mlcommons/crypto"
+	"github.com/mlsidecar/mlsidecar/mlcommons/secrets"
 )
 
 // golden was produced once by Encrypt with goldenKey. It pins the stored
@@ -23,24 +23,24 @@ const (
 const goldenKeyB64 = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="
 
 // testKey returns a deterministic key, so failures reproduce.
-func testKey(id string, seed byte) crypto.Key {
-	k := crypto.Key{ID: id}
+func testKey(id string, seed byte) secrets.Key {
+	k := secrets.Key{ID: id}
 	for i := range k.Secret {
 		k.Secret[i] = seed + byte(i)
 	}
 	return k
 }
 
-func newRing(t testing.TB, keys ...crypto.Key) *crypto.Keyring {
+func newRing(t testing.TB, keys ...secrets.Key) *secrets.Keyring {
 	t.Helper()
-	r, err := crypto.NewKeyring(keys...)
+	r, err := secrets.NewKeyring(keys...)
 	if err != nil {
 		t.Fatalf("NewKeyring: %v", err)
 	}
 	return r
 }
 
-func encrypt(t testing.TB, r *crypto.Keyring, plaintext string) string {
+func encrypt(t testing.TB, r *secrets.Keyring, plaintext string) string {
 	t.Helper()
 	c, err := r.Encrypt(plaintext)
 	if err != nil {
@@ -67,7 +67,7 @@ func TestRoundTrip(t *testing.T) {
 			if !strings.HasPrefix(c, "mlsc1:k1:") {
 				t.Errorf("got ciphertext prefix %.12q, want %q", c, "mlsc1:k1:")
 			}
-			if !crypto.IsEncrypted(c) {
+			if !secrets.IsEncrypted(c) {
 				t.Errorf("IsEncrypted(ciphertext) = false, want true")
 			}
 			got, err := r.Decrypt(c)
@@ -82,7 +82,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestGolden(t *testing.T) {
-	k, err := crypto.DecodeKey("golden", goldenKeyB64)
+	k, err := secrets.DecodeKey("golden", goldenKeyB64)
 	if err != nil {
 		t.Fatalf("DecodeKey: %v", err)
 	}
@@ -119,7 +119,7 @@ func TestIsEncrypted(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.s, func(t *testing.T) {
-			if got := crypto.IsEncrypted(tt.s); got != tt.want {
+			if got := secrets.IsEncrypted(tt.s); got != tt.want {
 				t.Errorf("IsEncrypted(%q) = %v, want %v", tt.s, got, tt.want)
 			}
 		})
@@ -148,7 +148,7 @@ func TestRotation(t *testing.T) {
 		t.Errorf("ring [k2]: Decrypt(new) = %q, %v; want %q, nil", got, err, "new")
 	}
 	_, err = onlyK2.Decrypt(old)
-	if !errors.Is(err, crypto.ErrUnknownKey) {
+	if !errors.Is(err, secrets.ErrUnknownKey) {
 		t.Errorf("ring [k2]: Decrypt(old) error = %v, want ErrUnknownKey", err)
 	}
 }
@@ -186,7 +186,7 @@ func TestDecryptRejectsTampering(t *testing.T) {
 				t.Fatalf("test case did not change the ciphertext")
 			}
 			got, err := r.Decrypt(tt.ciphertext)
-			if !errors.Is(err, crypto.ErrMalformed) {
+			if !errors.Is(err, secrets.ErrMalformed) {
 				t.Fatalf("Decrypt = %q, %v; want an error wrapping ErrMalformed", got, err)
 			}
 			if !strings.HasPrefix(err.Error(), "cannot decrypt credential: ") {
@@ -212,7 +212,7 @@ func TestDecryptBindsKeyID(t *testing.T) {
 	if moved == c {
 		t.Fatalf("got ciphertext %q, want prefix %q", c, "mlsc1:k1:")
 	}
-	if got, err := r.Decrypt(moved); !errors.Is(err, crypto.ErrMalformed) {
+	if got, err := r.Decrypt(moved); !errors.Is(err, secrets.ErrMalformed) {
 		t.Errorf("Decrypt(moved) = %q, %v; want an error wrapping ErrMalformed", got, err)
 	}
 }
@@ -242,13 +242,13 @@ func TestParseKeys(t *testing.T) {
 	tests := []struct {
 		name    string
 		data    string
-		want    []crypto.Key
+		want    []secrets.Key
 		wantErr string // substring; "" means success
 	}{
 		{
 			name: "comments, blank lines, CRLF and spaces",
 			data: "# mlsidecar credential keys\n\nk1:" + m1 + "\r\n  # newest last\n k.2-new_ : " + m2 + " \n",
-			want: []crypto.Key{k1, k2},
+			want: []secrets.Key{k1, k2},
 		},
 		{name: "bad base64", data: "k1:" + m1[:10] + "!!" + m1[12:], wantErr: "line 1: key \"k1\": secret is not valid standard base64"},
 		{name: "wrong length", data: "# one\nk1:" + short, wantErr: "line 2: key \"k1\": secret is 16 bytes, want 32"},
@@ -263,7 +263,7 @@ func TestParseKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := crypto.ParseKeys([]byte(tt.data))
+			got, err := secrets.ParseKeys([]byte(tt.data))
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("ParseKeys: %v", err)
@@ -294,11 +294,11 @@ func TestParseKeys(t *testing.T) {
 }
 
 func TestGenerateKey(t *testing.T) {
-	a, err := crypto.GenerateKey("k1")
+	a, err := secrets.GenerateKey("k1")
 	if err != nil {
 		t.Fatalf("GenerateKey: %v", err)
 	}
-	b, err := crypto.GenerateKey("k1")
+	b, err := secrets.GenerateKey("k1")
 	if err != nil {
 		t.Fatalf("GenerateKey: %v", err)
 	}
@@ -308,14 +308,14 @@ func TestGenerateKey(t *testing.T) {
 	if a.Secret == b.Secret {
 		t.Errorf("two generated keys have the same secret")
 	}
-	got, err := crypto.DecodeKey(a.ID, a.Encode())
+	got, err := secrets.DecodeKey(a.ID, a.Encode())
 	if err != nil {
 		t.Fatalf("DecodeKey(Encode()): %v", err)
 	}
 	if got != a {
 		t.Errorf("DecodeKey(Encode()) does not return the generated key")
 	}
-	if _, err := crypto.GenerateKey("bad:id"); err == nil {
+	if _, err := secrets.GenerateKey("bad:id"); err == nil {
 		t.Errorf("GenerateKey(%q): got nil error, want an error", "bad:id")
 	}
 }
@@ -332,17 +332,17 @@ func TestKeyFormattingHidesSecret(t *testing.T) {
 func TestNewKeyringErrors(t *testing.T) {
 	tests := []struct {
 		name string
-		keys []crypto.Key
+		keys []secrets.Key
 	}{
 		{"no keys", nil},
-		{"duplicate id", []crypto.Key{testKey("k1", 1), testKey("k1", 2)}},
-		{"id with separator", []crypto.Key{testKey("k:1", 1)}},
-		{"empty id", []crypto.Key{testKey("", 1)}},
-		{"zero secret", []crypto.Key{{ID: "k1"}}},
+		{"duplicate id", []secrets.Key{testKey("k1", 1), testKey("k1", 2)}},
+		{"id with separator", []secrets.Key{testKey("k:1", 1)}},
+		{"empty id", []secrets.Key{testKey("", 1)}},
+		{"zero secret", []secrets.Key{{ID: "k1"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := crypto.NewKeyring(tt.keys...); err == nil {
+			if _, err := secrets.NewKeyring(tt.keys...); err == nil {
 				t.Errorf("got nil error, want an error")
 			}
 		})
@@ -372,7 +372,7 @@ func TestEncryptMapDecryptMap(t *testing.T) {
 			t.Errorf("encrypted map lacks key %q", k)
 			continue
 		}
-		if !crypto.IsEncrypted(c) || (v != "" && strings.Contains(c, v)) {
+		if !secrets.IsEncrypted(c) || (v != "" && strings.Contains(c, v)) {
 			t.Errorf("enc[%q] = %q, want a ciphertext", k, c)
 		}
 	}
@@ -393,7 +393,7 @@ func TestEncryptMapDecryptMap(t *testing.T) {
 
 	enc["secret_key"] = "wJalrXUtnFEMI" // stored in clear by mistake
 	_, err = r.DecryptMap(enc)
-	if !errors.Is(err, crypto.ErrMalformed) {
+	if !errors.Is(err, secrets.ErrMalformed) {
 		t.Fatalf("DecryptMap with a clear value: got %v, want ErrMalformed", err)
 	}
 	if !strings.Contains(err.Error(), `"secret_key"`) || strings.Contains(err.Error(), "wJalrXUtnFEMI") {
@@ -468,7 +468,7 @@ func FuzzDecrypt(f *testing.F) {
 			t.Fatalf("Decrypt(%q) = %q, nil; only Encrypt output may decrypt", s, got)
 		case err == nil && got != goldenPlaintext:
 			t.Fatalf("Decrypt(golden) = %q, want %q", got, goldenPlaintext)
-		case err != nil && !errors.Is(err, crypto.ErrMalformed) && !errors.Is(err, crypto.ErrUnknownKey):
+		case err != nil && !errors.Is(err, secrets.ErrMalformed) && !errors.Is(err, secrets.ErrUnknownKey):
 			t.Fatalf("Decrypt(%q) error %v wraps neither ErrMalformed nor ErrUnknownKey", s, err)
 		}
 
@@ -496,7 +496,7 @@ func FuzzParseKeys(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		keys, err := crypto.ParseKeys(data)
+		keys, err := secrets.ParseKeys(data)
 		if err != nil {
 			return
 		}
@@ -509,7 +509,7 @@ func FuzzParseKeys(f *testing.F) {
 				t.Fatalf("duplicate id %q", k.ID)
 			}
 			seen[k.ID] = true
-			got, err := crypto.DecodeKey(k.ID, k.Encode())
+			got, err := secrets.DecodeKey(k.ID, k.Encode())
 			if err != nil || got != k {
 				t.Fatalf("DecodeKey(%q, Encode()) = %v, %v; want the parsed key", k.ID, got, err)
 			}

@@ -1,4 +1,4 @@
-// Package crypto encrypts connector credentials at rest, so that API keys
+// Package secrets encrypts connector credentials at rest, so that API keys
 // stored in OpenSearch system indices are useless to anyone who can read the
 // index but not the sidecar's key file.
 //
@@ -13,7 +13,7 @@
 //
 // and is authenticated together with "mlsc1:<key id>", so it cannot be moved
 // to another key id.
-package crypto
+package secrets
 
 import (
 	"bytes"
