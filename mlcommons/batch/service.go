@@ -1,0 +1,378 @@
+// Package batch is the lifecycle of ML Commons batch prediction tasks:
+// submitting a job to its provider, refreshing its status (on a caller's GET
+// and in the background), cancelling it, and the limit on open tasks. The
+// Worker refreshes due tasks in every replica, which share the work through
+// leases written with optimistic concurrency in the tasks index.
+package batch
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mlsidecar/mlsidecar/indexstore"
+	"github.com/mlsidecar/mlsidecar/mlcommons/connector"
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
+	"github.com/mlsidecar/mlsidecar/mlcommons/provider"
+	"github.com/mlsidecar/mlsidecar/mlcommons/remote"
+	"github.com/mlsidecar/mlsidecar/mlcommons/template"
+)
+
+// Store is what the batch lifecycle needs of indexstore.
+type Store interface {
+	Tasks() indexstore.Repo[indexstore.Task]
+	CountOpenBatchTasks(ctx context.Context) (int64, error)
+	RefreshTasks(ctx context.Context) error
+	ScanDueBatchTasks(ctx context.Context, now time.Time, pageSize int, visit func([]indexstore.Hit[indexstore.Task]) error) error
+	CountBatchTasks(ctx context.Context) ([]indexstore.BatchTaskCount, error)
+}
+
+// Binder binds a model, or a task's snapshot, to its connector
+// (*connector.Service).
+type Binder interface {
+	Bind(ctx context.Context, modelID string) (*connector.Bound, error)
+	FromTask(t *indexstore.Task) (*connector.Bound, error)
+}
+
+// Settings are the batch limits and polling rules, complete (see config).
+type Settings struct {
+	// PollInterval is how often each open batch task is refreshed.
+	PollInterval time.Duration
+	// MaxPollFailures consecutive failed refreshes make a task UNREACHABLE.
+	MaxPollFailures int
+	// MaxTasks bounds the open batch tasks (ML Commons'
+	// max_batch_inference_tasks, counted for real).
+	MaxTasks int
+	// Concurrency bounds the refreshes one replica runs at once.
+	Concurrency int
+	// RatePerConnector bounds status calls per second per connector.
+	RatePerConnector float64
+	// LeaseTTL is how long a replica holds a task it refreshes; a replica
+	// that dies loses its tasks to the others after this.
+	LeaseTTL time.Duration
+	Status   StatusRules
+}
+
+// Options configure a Service.
+type Options struct {
+	Store    Store
+	Binder   Binder
+	Remote   connector.Doer
+	Settings Settings
+	// NodeID names this sidecar in worker_node.
+	NodeID     string
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+}
+
+// Service is the batch lifecycle.
+type Service struct {
+	store   Store
+	binder  Binder
+	remote  connector.Doer
+	set     Settings
+	nodeID  string
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *metrics
+}
+
+// New returns a Service.
+func New(o Options) *Service {
+	return &Service{store: o.Store, binder: o.Binder, remote: o.Remote, set: o.Settings, nodeID: o.NodeID,
+		log: o.Logger, now: o.Now, metrics: newMetrics(o.Registerer)}
+}
+
+// Submitted is the answer to a submission.
+type Submitted struct {
+	TaskID    string
+	RemoteJob map[string]any
+}
+
+// Submit sends a batch job through the model's batch_predict action and
+// records the task that follows it. parameters are the caller's.
+func (s *Service) Submit(ctx context.Context, modelID string, parameters map[string]any) (*Submitted, error) {
+	b, err := s.binder.Bind(ctx, modelID)
+	if err != nil {
+		return nil, err
+	}
+	act := b.Connector.Action(indexstore.ActionBatchPredict)
+	if act == nil {
+		return nil, mlerr.IllegalArgument("no BATCH_PREDICT action found")
+	}
+	if err := s.checkLimit(ctx); err != nil {
+		return nil, err
+	}
+	params := template.Merge(b.Connector.Parameters, template.RequestParameters(parameters), nil)
+	c, err := b.Call(act, connector.HeadersAction(b.Connector, act), params)
+	if err != nil {
+		return nil, err
+	}
+	job, err := s.callJob(ctx, c, act)
+	if err != nil {
+		s.metrics.submissions.WithLabelValues(c.Provider, "error").Inc()
+		return nil, err
+	}
+	now := s.now()
+	snapshot := *b.Connector
+	t := indexstore.Task{
+		ModelID: modelID, TaskType: indexstore.TaskBatchPrediction, FunctionName: indexstore.AlgorithmRemote,
+		State: indexstore.TaskRunning, InputType: indexstore.InputRemote, WorkerNode: []string{s.nodeID},
+		CreateTime: now.UnixMilli(), LastUpdateTime: now.UnixMilli(), RemoteJob: job, Owner: b.Model.Owner,
+		Batch: &indexstore.BatchState{Provider: c.Provider, Connector: &snapshot, ClientKey: b.ClientKey,
+			NextPoll: now.Add(s.set.PollInterval).UnixMilli()},
+	}
+	if st := s.set.Status.State(job); st != "" {
+		t.State = st
+	}
+	t.Progress = Progress(job)
+	// No refresh wait: a task is read by id in real time, and the limit
+	// check refreshes the index itself when it matters.
+	res, err := s.store.Tasks().Insert(ctx, &t, indexstore.NoWait)
+	if err != nil {
+		// The provider runs the job but no task follows it: say which, so it
+		// can be found and cancelled.
+		s.log.ErrorContext(ctx, "batch job submitted but its task could not be stored", "provider", c.Provider,
+			"model_id", modelID, "remote_job_id", provider.JobID(job), "err", err)
+		return nil, err
+	}
+	s.metrics.submissions.WithLabelValues(c.Provider, "ok").Inc()
+	return &Submitted{TaskID: res.ID, RemoteJob: job}, nil
+}
+
+// callJob makes a batch, status or cancel call and reads its remote_job.
+func (s *Service) callJob(ctx context.Context, c remote.Call, act *indexstore.ConnectorAction) (map[string]any, error) {
+	resp, err := s.remote.Do(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return remoteJob(act.PostProcessFunction, resp.Body)
+}
+
+// limitMargin is how close to the limit the count must come before the
+// tasks index is refreshed to count the newest tasks too.
+const limitMargin = 64
+
+// checkLimit refuses a submission once MaxTasks tasks are open. Recent
+// tasks may not be searchable yet; near the limit the index is refreshed so
+// they count.
+func (s *Service) checkLimit(ctx context.Context) error {
+	open, err := s.store.CountOpenBatchTasks(ctx)
+	if err != nil {
+		return err
+	}
+	if open+limitMargin >= int64(s.set.MaxTasks) {
+		if err := s.store.RefreshTasks(ctx); err != nil {
+			return err
+		}
+		if open, err = s.store.CountOpenBatchTasks(ctx); err != nil {
+			return err
+		}
+	}
+	if open >= int64(s.set.MaxTasks) {
+		return mlerr.Status(http.StatusTooManyRequests,
+			"Exceeded maximum limit for BATCH_PREDICTION tasks. To increase the limit, update the plugins.ml_commons.max_batch_inference_tasks setting.")
+	}
+	return nil
+}
+
+// TaskNotFound is the answer for a task id that does not exist.
+func TaskNotFound() error { return mlerr.Status(http.StatusNotFound, "Failed to find task") }
+
+func (s *Service) load(ctx context.Context, id string) (*indexstore.Task, indexstore.Version, error) {
+	t, v, err := s.store.Tasks().Get(ctx, id)
+	if errors.Is(err, indexstore.ErrNotFound) {
+		return nil, v, TaskNotFound()
+	}
+	return t, v, err
+}
+
+// Get reads a task. An open batch task is refreshed from its provider
+// first; when the provider fails, the stored task comes back with an error
+// saying so instead of a failure.
+func (s *Service) Get(ctx context.Context, id string) (*indexstore.Task, error) {
+	t, _, err := s.load(ctx, id)
+	if err != nil || !t.IsOpenBatch() {
+		return t, err
+	}
+	fresh, outcome, err := s.refresh(ctx, id, t, nil, false)
+	s.metrics.refreshes.WithLabelValues(t.Batch.Provider, string(outcome)).Inc()
+	if fresh == nil {
+		return nil, err
+	}
+	if err != nil {
+		fresh.Error = "Could not refresh the batch job from the provider: " + mlerr.Reason(err)
+	}
+	return fresh, nil
+}
+
+// outcome is how one refresh ended, for metrics and the worker.
+type outcome string
+
+const (
+	unchanged outcome = "unchanged"
+	changed   outcome = "changed"
+	failed    outcome = "error"
+)
+
+// statusCall asks the provider for the job's status.
+func (s *Service) statusCall(ctx context.Context, t *indexstore.Task) (map[string]any, error) {
+	b, err := s.binder.FromTask(t)
+	if err != nil {
+		return nil, err
+	}
+	act, err := b.JobAction(provider.Named(t.Batch.Provider), indexstore.ActionBatchPredictStatus)
+	if err != nil {
+		return nil, err
+	}
+	params := template.Merge(b.Connector.Parameters, template.RequestParameters(provider.JobParameters(t.RemoteJob)), nil)
+	c, err := b.Call(act, connector.HeadersAction(b.Connector, act), params)
+	if err != nil {
+		return nil, err
+	}
+	return s.callJob(ctx, c, act)
+}
+
+// apply merges a status answer into the task: remote_job merged key by key,
+// state mapped, progress derived.
+func (s *Service) apply(t *indexstore.Task, status map[string]any) {
+	if t.RemoteJob == nil {
+		t.RemoteJob = map[string]any{}
+	}
+	for k, v := range status {
+		t.RemoteJob[k] = v
+	}
+	if st := s.set.Status.State(t.RemoteJob); st != "" {
+		t.State = st
+	}
+	if p := Progress(t.RemoteJob); p != nil {
+		t.Progress = p
+	}
+}
+
+// refresh asks the provider about an open batch task and stores what it
+// says. background marks the worker's refreshes: their failures count
+// towards UNREACHABLE and they give the lease back; a caller's GET never
+// does either. held, when not nil, is the version of t the caller just
+// wrote (the worker's lease), so the update needs no read first.
+func (s *Service) refresh(ctx context.Context, id string, t *indexstore.Task, held *indexstore.Version, background bool) (*indexstore.Task, outcome, error) {
+	status, callErr := s.statusCall(ctx, t)
+	now := s.now()
+	result := unchanged
+	var known *indexstore.Task
+	var at indexstore.Version
+	if held != nil {
+		copied := *t
+		known, at = &copied, *held
+	}
+	// No refresh wait: readers of one task read it by id, in real time.
+	_, stored, err := indexstore.ModifyFrom(ctx, s.store.Tasks(), id, known, at, indexstore.NoWait, func(cur *indexstore.Task) error {
+		result = unchanged
+		if !cur.IsOpenBatch() {
+			return indexstore.ErrUnchanged // another replica or request finished it
+		}
+		before := cur.State
+		if callErr != nil {
+			if background {
+				cur.Batch.Failures++
+				if cur.Batch.Failures >= s.set.MaxPollFailures {
+					cur.State = indexstore.TaskUnreachable
+					cur.Error = "Unable to reach the batch job: " + mlerr.Reason(callErr)
+				}
+			}
+		} else {
+			s.apply(cur, status)
+			cur.Batch.Failures = 0
+			cur.Error = ""
+		}
+		cur.LastUpdateTime = now.UnixMilli()
+		if background {
+			cur.Batch.LeaseOwner, cur.Batch.LeaseUntil = "", 0
+			cur.Batch.NextPoll = now.Add(s.nextPollDelay(cur.Batch.Failures)).UnixMilli()
+		}
+		if cur.State != before {
+			result = changed
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, indexstore.ErrUnchanged):
+		return stored, unchanged, nil
+	case errors.Is(err, indexstore.ErrNotFound):
+		return nil, failed, TaskNotFound()
+	case err != nil:
+		return nil, failed, err
+	case callErr != nil:
+		return stored, failed, callErr
+	}
+	return stored, result, nil
+}
+
+// nextPollDelay backs off a failing provider: the interval doubles with each
+// consecutive failure, up to 8 times, with jitter so replicas spread out.
+func (s *Service) nextPollDelay(failures int) time.Duration {
+	d := s.set.PollInterval << min(failures, 3)
+	return d + jitter(d/10)
+}
+
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(d)))
+}
+
+// Cancel asks the provider to cancel a task's batch job. Better than ML
+// Commons, the task shows CANCELLING at once and the worker looks at it
+// again soon.
+func (s *Service) Cancel(ctx context.Context, id string) error {
+	t, _, err := s.load(ctx, id)
+	if err != nil {
+		return err
+	}
+	if t.TaskType != indexstore.TaskBatchPrediction || t.Batch == nil {
+		return mlerr.IllegalArgument("The task ID you provided does not have any associated batch job")
+	}
+	b, err := s.binder.FromTask(t)
+	if err != nil {
+		return err
+	}
+	act, err := b.JobAction(provider.Named(t.Batch.Provider), indexstore.ActionCancelBatchPredict)
+	if err != nil {
+		return err
+	}
+	params := template.Merge(b.Connector.Parameters, template.RequestParameters(provider.JobParameters(t.RemoteJob)), nil)
+	c, err := b.Call(act, act, params)
+	if err != nil {
+		return err
+	}
+	c.AllowEmpty = true
+	resp, err := s.remote.Do(ctx, c)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return mlerr.BadGateway("Couldn't cancel the transform job. Please try again")
+	}
+	_, _, err = indexstore.Modify(ctx, s.store.Tasks(), id, indexstore.WaitForSeen, func(cur *indexstore.Task) error {
+		if !cur.IsOpenBatch() {
+			return indexstore.ErrUnchanged
+		}
+		now := s.now().UnixMilli()
+		cur.State, cur.LastUpdateTime, cur.Batch.NextPoll = indexstore.TaskCancelling, now, now
+		return nil
+	})
+	if errors.Is(err, indexstore.ErrNotFound) {
+		return TaskNotFound()
+	}
+	if err != nil && !errors.Is(err, indexstore.ErrUnchanged) {
+		return err
+	}
+	return nil
+}
