@@ -3,14 +3,17 @@ package awsdouble
 import (
 	"net/http"
 	"net/http/httptest"
+
+	"github.com/mlsidecar/mlsidecar/e2e/providers/doublekit"
 )
 
 // Base is what every AWS double has: a job clock (Now, Advance), a recorder
-// of the requests it received, and the server it listens with. Doubles embed
-// it.
+// of the requests it received (Record, Requests: rejected ones included, as
+// the double records before it verifies), and the server it listens with.
+// Doubles embed it.
 type Base struct {
-	*Clock
-	Rec Recorder
+	*doublekit.Clock
+	doublekit.Recorder
 	srv *httptest.Server
 }
 
@@ -31,6 +34,3 @@ func (b *Base) URL() string {
 	}
 	return b.srv.URL
 }
-
-// Requests returns the requests received so far, rejected ones included.
-func (b *Base) Requests() []Recorded { return b.Rec.Requests() }

@@ -3,10 +3,9 @@ package awsdouble
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
-	"sync"
 
+	"github.com/mlsidecar/mlsidecar/e2e/providers/doublekit"
 	"github.com/mlsidecar/mlsidecar/e2e/providers/fault"
 )
 
@@ -90,41 +89,8 @@ func (w *errorTypeWriter) WriteHeader(status int) {
 	w.ResponseWriter.WriteHeader(status)
 }
 
-// Recorded is one request a double received.
-type Recorded struct {
-	Method string
-	// Path is the path as received, still escaped.
-	Path     string
-	RawQuery string
-	Header   http.Header
-	Body     []byte
-}
-
-// Recorder keeps the requests a double received, in order.
-type Recorder struct {
-	mu   sync.Mutex
-	reqs []Recorded
-}
-
-// Record reads r's body, keeps a copy of r, and gives r a fresh body.
-func (rec *Recorder) Record(r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return nil, err
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	rec.reqs = append(rec.reqs, Recorded{Method: r.Method, Path: WirePath(r), RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
-	return body, nil
-}
-
-// Requests returns a copy of the requests received so far.
-func (rec *Recorder) Requests() []Recorded {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	return append([]Recorded(nil), rec.reqs...)
-}
+// Recorded is one request a double received; Base records them all.
+type Recorded = doublekit.Recorded
 
 // ReadJSON decodes an AWS request body into v, answering false (after
 // writing a SerializationException) when it is not JSON.

@@ -2,7 +2,7 @@
 // AWS Signature Version 4 written from the specification (never with the AWS
 // SDK's own signer, so a double cannot agree with a client merely because both
 // share one bug), AWS-shaped error answers, fault injection with AWS error
-// types, and a request recorder.
+// types, and a Base that gives each double the doublekit clock and recorder.
 //
 // The verification follows "Create a signed AWS API request" (IAM user guide,
 // Signature Version 4) for non-S3 services: the canonical URI is the path as
@@ -26,6 +26,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mlsidecar/mlsidecar/e2e/providers/doublekit"
 )
 
 // Credentials are one access key the double knows.
@@ -239,27 +241,12 @@ func CanonicalRequest(r *http.Request, signedHeaders []string, payloadHash strin
 	}
 	return strings.Join([]string{
 		r.Method,
-		canonicalURI(WirePath(r)),
+		canonicalURI(doublekit.WirePath(r)),
 		canonicalQuery(r.URL.RawQuery),
 		headers.String(),
 		strings.Join(signedHeaders, ";"),
 		payloadHash,
 	}, "\n")
-}
-
-// WirePath is r's path exactly as it came on the wire, still escaped: the
-// path the client signed. (r.URL.Path has "%2F" turned into "/", and
-// http.StripPrefix shortens r.URL but not r.RequestURI.)
-func WirePath(r *http.Request) string {
-	p := r.RequestURI
-	if p == "" || !strings.HasPrefix(p, "/") {
-		p = r.URL.EscapedPath()
-	}
-	p, _, _ = strings.Cut(p, "?")
-	if p == "" {
-		return "/"
-	}
-	return p
 }
 
 func canonicalURI(path string) string { return uriEncode(path, false) }

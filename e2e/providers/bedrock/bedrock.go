@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/mlsidecar/mlsidecar/e2e/providers/awsdouble"
+	"github.com/mlsidecar/mlsidecar/e2e/providers/doublekit"
 	"github.com/mlsidecar/mlsidecar/e2e/providers/fault"
 )
 
@@ -138,7 +139,7 @@ func New(opts Options) *Server {
 		Faults:   &fault.Injector{},
 		opts:     opts,
 		verifier: &awsdouble.Verifier{Service: "bedrock", Region: opts.Region, Credentials: opts.Credentials, Now: opts.SigningNow},
-		Base:     awsdouble.Base{Clock: awsdouble.NewClock(opts.Start)},
+		Base:     awsdouble.Base{Clock: doublekit.NewClockOrNow(opts.Start)},
 		jobs:     map[string]*job{},
 		byToken:  map[string]string{},
 	}
@@ -163,7 +164,7 @@ func Embedding(text string, dim int) []float64 { return awsdouble.Embedding("bed
 type handlerFunc func(w http.ResponseWriter, r *http.Request, body []byte, arg string)
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := s.Rec.Record(r)
+	body, err := s.Record(r)
 	if err != nil {
 		awsdouble.WriteError(w, awsdouble.RESTJSON, http.StatusBadRequest, "ValidationException", err.Error())
 		return

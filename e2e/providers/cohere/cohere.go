@@ -42,6 +42,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mlsidecar/mlsidecar/e2e/providers/doublekit"
 	"github.com/mlsidecar/mlsidecar/e2e/providers/fault"
 )
 
@@ -81,26 +82,21 @@ type Options struct {
 }
 
 // Recorded is one request the double received.
-type Recorded struct {
-	Method   string
-	Path     string // as received, still escaped
-	RawQuery string
-	Header   http.Header
-	Body     []byte
-}
+type Recorded = doublekit.Recorded
 
-// Server is the double.
+// Server is the double. Its job clock gives it Now and Advance; its
+// recorder, Requests (rejected ones included, as it records first).
 type Server struct {
 	// Faults take requests by the Op* names.
 	Faults *fault.Injector
+	*doublekit.Clock
+	doublekit.Recorder
 
 	opts Options
 	mux  *http.ServeMux
 	srv  *httptest.Server
 
 	mu       sync.Mutex
-	now      time.Time // the job clock
-	reqs     []Recorded
 	datasets map[string]*dataset
 	jobs     []*embedJob
 	seq      int
@@ -133,11 +129,7 @@ func New(opts Options) *Server {
 	if opts.CancelDelay == 0 {
 		opts.CancelDelay = 10 * time.Second
 	}
-	start := opts.Start
-	if start.IsZero() {
-		start = time.Now().Truncate(time.Second)
-	}
-	s := &Server{Faults: &fault.Injector{}, opts: opts, now: start.UTC(), datasets: map[string]*dataset{}}
+	s := &Server{Faults: &fault.Injector{}, Clock: doublekit.NewClockOrNow(opts.Start), opts: opts, datasets: map[string]*dataset{}}
 	s.mux = http.NewServeMux()
 	s.handle("POST /v1/embed", OpEmbed, s.embed)
 	s.handle("POST /v1/embed-jobs", OpCreateEmbedJob, s.createJob)
@@ -195,27 +187,6 @@ func (s *Server) URL() string {
 	return s.srv.URL
 }
 
-// Requests returns the requests received so far, rejected ones included.
-func (s *Server) Requests() []Recorded {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.reqs)
-}
-
-// Now is the job clock's time.
-func (s *Server) Now() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.now
-}
-
-// Advance moves the job clock forward.
-func (s *Server) Advance(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.now = s.now.Add(d)
-}
-
 // FailNextJob makes the next embed job created end failed.
 func (s *Server) FailNextJob() {
 	s.mu.Lock()
@@ -224,16 +195,10 @@ func (s *Server) FailNextJob() {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
+	if _, err := s.Record(r); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid request: "+err.Error())
 		return
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	p, _, _ := strings.Cut(r.RequestURI, "?")
-	s.mu.Lock()
-	s.reqs = append(s.reqs, Recorded{Method: r.Method, Path: p, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
-	s.mu.Unlock()
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -423,7 +388,7 @@ func (s *Server) createDataset(w http.ResponseWriter, r *http.Request, _ []byte)
 		id:      fmt.Sprintf("%s-%06d", strings.Trim(notSlug.ReplaceAllString(strings.ToLower(name), "-"), "-"), s.seq),
 		name:    name,
 		kind:    kind,
-		created: s.now,
+		created: s.Now(),
 		texts:   texts,
 		invalid: invalid,
 	}
@@ -569,7 +534,7 @@ func (s *Server) createJob(w http.ResponseWriter, _ *http.Request, body []byte) 
 	j := &embedJob{
 		id: uuid(s.seq), name: req.Name, model: req.Model, inputType: req.InputType, truncate: req.Truncate,
 		embeddingTypes: req.EmbeddingTypes, input: d.id, output: fmt.Sprintf("embed-result-%06d", s.seq),
-		created: s.now, fails: s.failNext,
+		created: s.Now(), fails: s.failNext,
 	}
 	s.failNext = false
 	s.jobs = append(s.jobs, j)
@@ -578,13 +543,14 @@ func (s *Server) createJob(w http.ResponseWriter, _ *http.Request, body []byte) 
 
 // status is where a job's timeline stands; the caller holds s.mu.
 func (s *Server) status(j *embedJob) string {
+	now := s.Now()
 	switch {
 	case !j.cancelled.IsZero():
-		if s.now.Before(j.cancelled.Add(s.opts.CancelDelay)) {
+		if now.Before(j.cancelled.Add(s.opts.CancelDelay)) {
 			return StatusCancelling
 		}
 		return StatusCancelled
-	case s.now.Before(j.created.Add(s.opts.JobDuration)):
+	case now.Before(j.created.Add(s.opts.JobDuration)):
 		return StatusProcessing
 	case j.fails:
 		return StatusFailed
@@ -651,7 +617,7 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request, _ []byte) {
 	}
 	switch status := s.status(j); status {
 	case StatusProcessing:
-		j.cancelled = s.now
+		j.cancelled = s.Now()
 	case StatusCancelling:
 	default:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid request: embed job %s is %s and cannot be cancelled", j.id, status))

@@ -31,6 +31,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mlsidecar/mlsidecar/e2e/providers/doublekit"
 	"github.com/mlsidecar/mlsidecar/e2e/providers/fault"
 )
 
@@ -52,6 +53,13 @@ type Options struct {
 	// batch cancelled or expired part-way has partial results.
 	ValidatingFor, InProgressFor, FinalizingFor, CancellingFor time.Duration
 }
+
+// Clock is the job clock of the batches: the doublekit one, named here so a
+// test needs no second import to build it.
+type Clock = doublekit.Clock
+
+// NewClock returns a Clock standing at start (zero: 2025-01-01T00:00:00Z).
+func NewClock(start time.Time) *Clock { return doublekit.NewClock(start) }
 
 // Server is the double. Create it with New, then Start it or mount Handler.
 type Server struct {

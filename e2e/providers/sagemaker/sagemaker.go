@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/mlsidecar/mlsidecar/e2e/providers/awsdouble"
+	"github.com/mlsidecar/mlsidecar/e2e/providers/doublekit"
 	"github.com/mlsidecar/mlsidecar/e2e/providers/fault"
 )
 
@@ -136,7 +137,7 @@ func New(opts Options) *Server {
 		Faults:   &fault.Injector{},
 		opts:     opts,
 		verifier: &awsdouble.Verifier{Service: "sagemaker", Region: opts.Region, Credentials: opts.Credentials, Now: opts.SigningNow},
-		Base:     awsdouble.Base{Clock: awsdouble.NewClock(opts.Start)},
+		Base:     awsdouble.Base{Clock: doublekit.NewClockOrNow(opts.Start)},
 		jobs:     map[string]*job{},
 	}
 }
@@ -158,7 +159,7 @@ func (s *Server) FailNextJob(reason string) {
 func Embedding(text string, dim int) []float64 { return awsdouble.Embedding("sagemaker", text, dim) }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := s.Rec.Record(r)
+	body, err := s.Record(r)
 	if err != nil {
 		awsdouble.WriteError(w, awsdouble.RESTJSON, http.StatusBadRequest, "ValidationError", err.Error())
 		return
