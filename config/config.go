@@ -58,9 +58,10 @@ type Config struct {
 	// the config index (created on first start) encrypts credentials.
 	MasterKeyFile string
 	MasterKeys    []byte
-	// TrustedEndpoints are the regexes an outbound URL must match; nil means
-	// ML Commons' default list.
-	TrustedEndpoints      []string
+	// TrustedEndpoints are the regexes an outbound URL must match as a
+	// whole (each anchored here, as Java's String.matches does); by default
+	// ML Commons 2.19's list.
+	TrustedEndpoints      []*regexp.Regexp
 	AllowPrivateEndpoints bool
 	MaxRequestBodyBytes   int64
 	NodeID                string
@@ -74,7 +75,41 @@ type Config struct {
 	BatchPollRate          float64
 	BatchLeaseTTL          time.Duration
 	BatchStatusFields      []string
-	BatchStatusRegex       map[string]string // task state (lower case) -> regex
+	// BatchStatusRules map a provider's job status to a task state, tried
+	// in order (case-insensitive regexes).
+	BatchStatusRules []StatusRule
+}
+
+// StatusRule is one batch status regex and the task state it means.
+type StatusRule struct {
+	State string
+	Regex *regexp.Regexp
+}
+
+// DefaultTrustedEndpoints is ML Commons 2.19's default value of
+// plugins.ml_commons.trusted_connector_endpoints_regex, in its order. The
+// slice is new on every call.
+func DefaultTrustedEndpoints() []string { return append([]string(nil), defaultTrustedEndpoints...) }
+
+// TrustedRegexp compiles a trusted endpoint regex so that it matches a
+// whole URL, as Java's String.matches does.
+func TrustedRegexp(expr string) (*regexp.Regexp, error) {
+	// The group keeps an alternation in expr from escaping the anchors.
+	return regexp.Compile(`^(?:` + expr + `)$`)
+}
+
+var defaultTrustedEndpoints = []string{
+	`^https://runtime\.sagemaker\..*[a-z0-9-]\.amazonaws\.com/.*$`,
+	`^https://api\.sagemaker\..*[a-z0-9-]\.amazonaws\.com/.*$`,
+	`^https://api\.openai\.com/.*$`,
+	`^https://api\.cohere\.ai/.*$`,
+	`^https://api\.deepseek\.com/.*$`,
+	`^https://bedrock-runtime\..*[a-z0-9-]\.amazonaws\.com/.*$`,
+	`^https://bedrock-agent-runtime\..*[a-z0-9-]\.amazonaws\.com/.*$`,
+	`^https://bedrock\..*[a-z0-9-]\.amazonaws\.com/.*$`,
+	`^https://textract\..*[a-z0-9-]\.amazonaws\.com$`,
+	`^https://comprehend\..*[a-z0-9-]\.amazonaws\.com$`,
+	`^https://rekognition(-fips)?\..*[a-z0-9-]\.amazonaws\.com$`,
 }
 
 // raw holds the options exactly as given, before parsing and validation.
@@ -144,6 +179,7 @@ func (r *raw) flagSet(out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&r.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may drain after SIGTERM")
 	fs.StringVar(&r.indexPrefix, "index-prefix", ".mlsidecar-", "prefix of the hidden indices holding connectors, models, model groups, tasks and config")
 	fs.StringVar(&r.masterKeyFile, "master-key-file", "", "file of credential encryption keys, one \"<id>:<base64 of 32 bytes>\" per line, newest last; empty: a key kept in the config index")
+	r.trustedEndpoints.values = append([]string(nil), defaultTrustedEndpoints...)
 	fs.Var(&r.trustedEndpoints, "trusted-endpoint-regex", "regex a connector URL must match as a whole (repeatable; default: ML Commons' list)")
 	fs.BoolVar(&r.allowPrivateEndpoints, "allow-private-endpoints", false, "let connectors reach loopback, private and link-local addresses")
 	fs.Int64Var(&r.maxRequestBodyBytes, "max-request-body-bytes", 10<<20, "largest ML API request body; larger ones get 413")
@@ -304,7 +340,6 @@ func (r *raw) complete() (*Config, error) {
 		ShutdownTimeout:            r.shutdownTimeout,
 		IndexPrefix:                r.indexPrefix,
 		MasterKeyFile:              r.masterKeyFile,
-		TrustedEndpoints:           r.trustedEndpoints.values,
 		AllowPrivateEndpoints:      r.allowPrivateEndpoints,
 		MaxRequestBodyBytes:        r.maxRequestBodyBytes,
 		NodeID:                     r.nodeID,
@@ -316,10 +351,6 @@ func (r *raw) complete() (*Config, error) {
 		BatchPollRate:              r.batchPollRate,
 		BatchLeaseTTL:              r.batchLeaseTTL,
 		BatchStatusFields:          r.batchStatusFields.values,
-		BatchStatusRegex: map[string]string{
-			"cancelling": r.regexCancelling, "cancelled": r.regexCancelled, "completed": r.regexCompleted,
-			"expired": r.regexExpired, "failed": r.regexFailed,
-		},
 	}
 	var errs []error
 	fail := func(key, format string, a ...any) {
@@ -397,10 +428,13 @@ func (r *raw) complete() (*Config, error) {
 		}
 		c.MasterKeys = b
 	}
-	for _, re := range r.trustedEndpoints.values {
-		if _, err := regexp.Compile(re); err != nil {
-			fail("trusted-endpoint-regex", "%q does not compile: %v", re, err)
+	for _, expr := range r.trustedEndpoints.values {
+		re, err := TrustedRegexp(expr)
+		if err != nil {
+			fail("trusted-endpoint-regex", "%q does not compile: %v", expr, err)
+			continue
 		}
+		c.TrustedEndpoints = append(c.TrustedEndpoints, re)
 	}
 	if r.maxRequestBodyBytes < 1024 {
 		fail("max-request-body-bytes", "must be at least 1024, got %d", r.maxRequestBodyBytes)
@@ -421,11 +455,17 @@ func (r *raw) complete() (*Config, error) {
 	if r.batchPollRate <= 0 {
 		fail("batch-poll-rate-per-connector", "must be positive, got %v", r.batchPollRate)
 	}
-	for state, re := range map[string]string{"cancelling": r.regexCancelling, "cancelled": r.regexCancelled,
-		"completed": r.regexCompleted, "expired": r.regexExpired, "failed": r.regexFailed} {
-		if _, err := regexp.Compile("(?i)" + re); err != nil {
-			fail("batch-status-regex-"+state, "%q does not compile: %v", re, err)
+	// In ML Commons' order: the first rule that matches decides.
+	for _, rule := range []struct{ state, expr string }{
+		{"cancelling", r.regexCancelling}, {"cancelled", r.regexCancelled}, {"completed", r.regexCompleted},
+		{"expired", r.regexExpired}, {"failed", r.regexFailed},
+	} {
+		re, err := regexp.Compile("(?i)" + rule.expr)
+		if err != nil {
+			fail("batch-status-regex-"+rule.state, "%q does not compile: %v", rule.expr, err)
+			continue
 		}
+		c.BatchStatusRules = append(c.BatchStatusRules, StatusRule{State: strings.ToUpper(rule.state), Regex: re})
 	}
 	if r.authCacheTTL < 0 {
 		fail("auth-cache-ttl", "must not be negative, got %s", r.authCacheTTL)

@@ -74,7 +74,9 @@ type Docs[T any] struct {
 // NewDocs is typed access to collection c of s.
 func NewDocs[T any](s *Store, c Collection) *Docs[T] { return &Docs[T]{s: s, c: c} }
 
-func (d *Docs[T]) path(op, id string) string { return "/" + d.s.Index(d.c) + "/" + op + "/" + url.PathEscape(id) }
+func (d *Docs[T]) path(op, id string) string {
+	return "/" + d.s.Index(d.c) + "/" + op + "/" + url.PathEscape(id)
+}
 
 // Get implements Repo.
 func (d *Docs[T]) Get(ctx context.Context, id string) (*T, Version, error) {

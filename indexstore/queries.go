@@ -22,9 +22,13 @@ type Hit[T any] struct {
 // (models using a connector, groups of a name) list at most this many.
 const idsLimit = 1000
 
-func term(field string, v any) map[string]any { return map[string]any{"term": map[string]any{field: v}} }
+func term(field string, v any) map[string]any {
+	return map[string]any{"term": map[string]any{field: v}}
+}
 
-func terms(field string, v any) map[string]any { return map[string]any{"terms": map[string]any{field: v}} }
+func terms(field string, v any) map[string]any {
+	return map[string]any{"terms": map[string]any{field: v}}
+}
 
 func filter(clauses ...any) map[string]any {
 	return map[string]any{"bool": map[string]any{"filter": clauses}}
@@ -243,7 +247,7 @@ func scan[T any](ctx context.Context, s *Store, c Collection, query any, pageSiz
 			return err
 		}
 		id := p.ScrollID
-		p = page{}
+		p = page{ScrollID: id} // still freed by the defer if the next page fails
 		if err := s.do(ctx, http.MethodPost, "/_search/scroll", nil, map[string]any{"scroll": "1m", "scroll_id": id}, &p); err != nil {
 			return err
 		}

@@ -16,7 +16,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-		"time"
+	"time"
 
 	"github.com/opensearch-project/opensearch-go/v4"
 )
@@ -208,4 +208,3 @@ func statusError(status int, body []byte) error {
 	}
 	return &StatusError{Status: status, Type: cause.Type, Reason: cause.Reason}
 }
-

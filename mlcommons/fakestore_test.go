@@ -22,8 +22,8 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
-	"github.com/mlsidecar/mlsidecar/mlcommons/crypto"
 	"github.com/mlsidecar/mlsidecar/mlcommons/outbound"
+	"github.com/mlsidecar/mlsidecar/mlcommons/secrets"
 )
 
 // fakeStore is an in-memory Store with OpenSearch's optimistic concurrency
@@ -590,7 +590,7 @@ var testNow = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
 type testAPI struct {
 	http.Handler
 	store *fakeStore
-	keys  *crypto.Keyring
+	keys  *secrets.Keyring
 }
 
 // newTestAPI builds the API with a real keyring, the real outbound guard
@@ -598,11 +598,11 @@ type testAPI struct {
 // fake store.
 func newTestAPI(t testing.TB) *testAPI {
 	t.Helper()
-	key, err := crypto.GenerateKey("test-1")
+	key, err := secrets.GenerateKey("test-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := crypto.NewKeyring(key)
+	keys, err := secrets.NewKeyring(key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,12 @@
 package mlcommons
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
 	"github.com/mlsidecar/mlsidecar/mlcommons/auth"
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 )
 
 type modelGroupInput struct {
@@ -17,20 +19,24 @@ type modelGroupInput struct {
 
 func (in *modelGroupInput) accessControl() error {
 	if in.AccessMode != nil || len(in.BackendRoles) > 0 || in.AddAllBackendRoles != nil {
-		return illegalArg("You cannot specify model access control parameters because the Security plugin or model access control is disabled on your cluster.")
+		return modelAccessControlRefused
 	}
 	return nil
 }
 
+func modelGroupNotFound(id string) error {
+	return mlerr.Status(http.StatusNotFound, "Failed to find model group with the provided model group id: %s", id)
+}
+
 // nameTaken refuses a group name another group (not self) already has.
-func (a *API) nameTaken(r *http.Request, name, self string) error {
-	ids, err := a.groupIDsNamed(r, name)
+func (a *API) nameTaken(ctx context.Context, name, self string) error {
+	ids, err := a.store.ModelGroupsNamed(ctx, name)
 	if err != nil {
 		return err
 	}
 	for _, id := range ids {
 		if id != self {
-			return illegalArg("The name you provided is already being used by a model group with ID: %s.", id)
+			return mlerr.IllegalArgument("The name you provided is already being used by a model group with ID: %s.", id)
 		}
 	}
 	return nil
@@ -42,20 +48,21 @@ func (a *API) registerModelGroup(r *http.Request) (any, error) {
 		return nil, err
 	}
 	if in.Name == nil || *in.Name == "" {
-		return nil, illegalArg("model group name is null")
+		return nil, mlerr.IllegalArgument("model group name is null")
 	}
 	if err := in.accessControl(); err != nil {
 		return nil, err
 	}
-	if err := a.nameTaken(r, *in.Name, ""); err != nil {
+	ctx := r.Context()
+	if err := a.nameTaken(ctx, *in.Name, ""); err != nil {
 		return nil, err
 	}
-	now := a.now().UnixMilli()
-	g := ModelGroup{Name: *in.Name, Access: "public", Owner: ownerOf(auth.UserFrom(r.Context())), CreatedTime: now, LastUpdatedTime: now}
+	now := a.nowMillis()
+	g := indexstore.ModelGroup{Name: *in.Name, Access: "public", Owner: ownerOf(auth.UserFrom(ctx)), CreatedTime: now, LastUpdatedTime: now}
 	if in.Description != nil {
 		g.Description = *in.Description
 	}
-	res, err := a.store.Create(r.Context(), indexstore.ModelGroups, "", g, true)
+	res, err := a.store.ModelGroups().Insert(ctx, &g, indexstore.WaitForSeen)
 	if err != nil {
 		return nil, err
 	}
@@ -64,8 +71,11 @@ func (a *API) registerModelGroup(r *http.Request) (any, error) {
 
 func (a *API) getModelGroup(r *http.Request) (any, error) {
 	id := pathVar(r, "id")
-	g, _, err := load[ModelGroup](r.Context(), a.store, indexstore.ModelGroups, id, modelGroupNotFound(id))
-	return g, err
+	g, _, err := a.store.ModelGroups().Get(r.Context(), id)
+	if err != nil {
+		return nil, notFoundAs(err, modelGroupNotFound(id))
+	}
+	return modelGroupOut(g), nil
 }
 
 func (a *API) updateModelGroup(r *http.Request) (any, error) {
@@ -77,42 +87,43 @@ func (a *API) updateModelGroup(r *http.Request) (any, error) {
 	if err := in.accessControl(); err != nil {
 		return nil, err
 	}
+	ctx := r.Context()
 	if in.Name != nil {
 		if *in.Name == "" {
-			return nil, illegalArg("model group name is null")
+			return nil, mlerr.IllegalArgument("model group name is null")
 		}
-		if err := a.nameTaken(r, *in.Name, id); err != nil {
+		if err := a.nameTaken(ctx, *in.Name, id); err != nil {
 			return nil, err
 		}
 	}
-	_, _, err := modify(r.Context(), a.store, indexstore.ModelGroups, id, modelGroupNotFound(id), func(g *ModelGroup) error {
+	_, _, err := indexstore.Modify(ctx, a.store.ModelGroups(), id, indexstore.WaitForSeen, func(g *indexstore.ModelGroup) error {
 		if in.Name != nil {
 			g.Name = *in.Name
 		}
 		if in.Description != nil {
 			g.Description = *in.Description
 		}
-		g.LastUpdatedTime = a.now().UnixMilli()
+		g.LastUpdatedTime = a.nowMillis()
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, notFoundAs(err, modelGroupNotFound(id))
 	}
 	return map[string]string{"status": "Updated"}, nil
 }
 
 func (a *API) deleteModelGroup(r *http.Request) (any, error) {
 	id := pathVar(r, "id")
-	_, doc, err := load[ModelGroup](r.Context(), a.store, indexstore.ModelGroups, id, modelGroupNotFound(id))
+	_, v, err := a.store.ModelGroups().Get(r.Context(), id)
 	if err != nil {
-		return nil, err
+		return nil, notFoundAs(err, modelGroupNotFound(id))
 	}
-	models, err := a.ids(r, indexstore.Models, map[string]any{"term": map[string]any{"model_group_id": id}})
+	models, err := a.store.ModelsInGroup(r.Context(), id)
 	if err != nil {
 		return nil, err
 	}
 	if len(models) > 0 {
-		return nil, statusErr(http.StatusConflict, "Cannot delete the model group when it has associated model versions")
+		return nil, mlerr.Status(http.StatusConflict, "Cannot delete the model group when it has associated model versions")
 	}
-	return a.store.Delete(r.Context(), indexstore.ModelGroups, doc)
+	return a.store.ModelGroups().Delete(r.Context(), id, v)
 }

@@ -4,55 +4,72 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
+	"time"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
-	"github.com/mlsidecar/mlsidecar/mlcommons/crypto"
+	"github.com/mlsidecar/mlsidecar/mlcommons/secrets"
 )
 
-// masterKeyDoc is the config document that holds the key mlsidecar creates
-// when none is configured, as ML Commons keeps its master_key.
-const masterKeyDoc = "master_key"
-
-type storedKey struct {
-	MasterKey  string `json:"master_key"`
-	KeyID      string `json:"key_id"`
-	CreateTime int64  `json:"create_time"`
+// Bootstrap creates the sidecar's indices and loads the credential keys,
+// retrying until it succeeds (the cluster may not be up yet) or ctx is done;
+// the API answers 503 until then. keyFile is the contents of
+// --master-key-file, empty when none is configured.
+func (a *API) Bootstrap(ctx context.Context, keyFile []byte) error {
+	backoff := 500 * time.Millisecond
+	for {
+		err := a.store.EnsureIndices(ctx)
+		if err == nil {
+			var keys *secrets.Keyring
+			if keys, err = a.loadKeyring(ctx, keyFile); err == nil {
+				a.keys.Store(keys)
+				a.log.Info("ML Commons API ready")
+				return nil
+			}
+		}
+		a.log.Warn("ML Commons API not ready yet; retrying", "err", err, "retry_in", backoff.String())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
 }
 
-// LoadKeyring builds the credential keyring. Configured keys (a key file's
+// loadKeyring builds the credential keyring. Configured keys (a key file's
 // contents, newest last) encrypt; a key stored in the config index, if any,
 // still decrypts what it encrypted. Without configured keys the stored key is
 // used, and created on first start (several replicas may race: the first
 // writer wins and the others read its key).
-func LoadKeyring(ctx context.Context, s Store, keyFile []byte, now func() int64, log *slog.Logger) (*crypto.Keyring, error) {
-	var configured []crypto.Key
+func (a *API) loadKeyring(ctx context.Context, keyFile []byte) (*secrets.Keyring, error) {
+	var configured []secrets.Key
 	if len(keyFile) > 0 {
 		var err error
-		if configured, err = crypto.ParseKeys(keyFile); err != nil {
+		if configured, err = secrets.ParseKeys(keyFile); err != nil {
 			return nil, fmt.Errorf("master-key-file: %w", err)
 		}
 	}
-	stored, err := readStoredKey(ctx, s)
+	stored, err := a.readStoredKey(ctx)
 	if err != nil && !errors.Is(err, indexstore.ErrNotFound) {
 		return nil, err
 	}
 	if len(configured) > 0 {
 		keys := configured
 		if stored != nil && !hasKeyID(configured, stored.ID) {
-			keys = append([]crypto.Key{*stored}, configured...)
+			keys = append([]secrets.Key{*stored}, configured...)
 		}
-		return crypto.NewKeyring(keys...)
+		return secrets.NewKeyring(keys...)
 	}
 	if stored == nil {
-		k, err := crypto.GenerateKey("stored-1")
+		k, err := secrets.GenerateKey("stored-1")
 		if err != nil {
 			return nil, err
 		}
-		_, err = s.Create(ctx, indexstore.Config, masterKeyDoc, storedKey{MasterKey: k.Encode(), KeyID: k.ID, CreateTime: now()}, true)
+		doc := indexstore.MasterKey{MasterKey: k.Encode(), KeyID: k.ID, CreateTime: a.nowMillis()}
+		_, err = a.store.MasterKeys().Create(ctx, indexstore.MasterKeyID, &doc, indexstore.WaitForSeen)
 		switch {
 		case errors.Is(err, indexstore.ErrConflict):
-			if stored, err = readStoredKey(ctx, s); err != nil {
+			if stored, err = a.readStoredKey(ctx); err != nil {
 				return nil, err
 			}
 		case err != nil:
@@ -61,24 +78,24 @@ func LoadKeyring(ctx context.Context, s Store, keyFile []byte, now func() int64,
 			stored = &k
 		}
 	}
-	log.Warn("no --master-key-file: credentials are encrypted with a key kept in the config index, as ML Commons does; " +
+	a.log.Warn("no --master-key-file: credentials are encrypted with a key kept in the config index, as ML Commons does; " +
 		"whoever can read that index can decrypt them. Configure --master-key-file for keys kept outside the cluster.")
-	return crypto.NewKeyring(*stored)
+	return secrets.NewKeyring(*stored)
 }
 
-func readStoredKey(ctx context.Context, s Store) (*crypto.Key, error) {
-	doc, _, err := load[storedKey](ctx, s, indexstore.Config, masterKeyDoc, indexstore.ErrNotFound)
+func (a *API) readStoredKey(ctx context.Context) (*secrets.Key, error) {
+	doc, _, err := a.store.MasterKeys().Get(ctx, indexstore.MasterKeyID)
 	if err != nil {
 		return nil, err
 	}
-	k, err := crypto.DecodeKey(doc.KeyID, doc.MasterKey)
+	k, err := secrets.DecodeKey(doc.KeyID, doc.MasterKey)
 	if err != nil {
 		return nil, fmt.Errorf("stored master key: %w", err)
 	}
 	return &k, nil
 }
 
-func hasKeyID(keys []crypto.Key, id string) bool {
+func hasKeyID(keys []secrets.Key, id string) bool {
 	for _, k := range keys {
 		if k.ID == id {
 			return true

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 )
 
 // modelLimiters enforce models' rate_limiter ({"limit":"4","unit":"MINUTES"})
@@ -52,7 +54,7 @@ func (l *modelLimiters) allow(modelID string, spec json.RawMessage) error {
 	}
 	l.mu.Unlock()
 	if !lim.Allow() {
-		return statusErr(http.StatusTooManyRequests, "Request is throttled at model level.")
+		return mlerr.Status(http.StatusTooManyRequests, "Request is throttled at model level.")
 	}
 	return nil
 }

@@ -3,11 +3,12 @@ package mlcommons
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
+	"github.com/mlsidecar/mlsidecar/mlcommons/connector"
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 )
 
 // search serves /<collection>/_search: any query DSL body, run against the
@@ -15,16 +16,16 @@ import (
 // whatever the caller's _source filter.
 func (a *API) search(c indexstore.Collection) apiFunc {
 	return func(r *http.Request) (any, error) {
-		body, err := io.ReadAll(r.Body)
+		body, err := readBody(r)
 		if err != nil {
-			return nil, decodeBodyErr(err)
+			return nil, err
 		}
 		var req map[string]any
 		if len(bytes.TrimSpace(body)) > 0 {
 			dec := json.NewDecoder(bytes.NewReader(body))
 			dec.UseNumber()
 			if err := dec.Decode(&req); err != nil {
-				return nil, parseErr("Failed to parse search request body: %s", jsonErrText(err))
+				return nil, mlerr.Parse("Failed to parse search request body: %s", connector.JSONErrText(err))
 			}
 		}
 		if req == nil { // no body, or a JSON null
@@ -32,7 +33,7 @@ func (a *API) search(c indexstore.Collection) apiFunc {
 		}
 		if c != indexstore.ModelGroups && hasScript(req) {
 			// A script could read _source, credential included.
-			return nil, illegalArg("scripts and runtime fields are not allowed in searches of connectors, models and tasks")
+			return nil, mlerr.IllegalArgument("scripts and runtime fields are not allowed in searches of connectors, models and tasks")
 		}
 		if c == indexstore.Models {
 			// ML Commons never shows hidden models.

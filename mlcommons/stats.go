@@ -1,31 +1,17 @@
 package mlcommons
 
 import (
-	"encoding/json"
 	"net/http"
 	"runtime"
 	"strings"
 
-	"github.com/mlsidecar/mlsidecar/indexstore"
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 )
 
 // stats answers GET /stats in ML Commons' shape: cluster-level counts, and
 // this sidecar as the one node.
 func (a *API) stats(r *http.Request) (any, error) {
-	ctx := r.Context()
-	models, err := a.store.Count(ctx, indexstore.Models, map[string]any{"match_all": map[string]any{}})
-	if err != nil {
-		return nil, err
-	}
-	connectors, err := a.store.Count(ctx, indexstore.Connectors, map[string]any{"match_all": map[string]any{}})
-	if err != nil {
-		return nil, err
-	}
-	deployed, err := a.store.Count(ctx, indexstore.Models, map[string]any{"term": map[string]any{"model_state": stateDeployed}})
-	if err != nil {
-		return nil, err
-	}
-	running, err := a.store.Count(ctx, indexstore.Tasks, map[string]any{"terms": map[string]any{"state": []string{taskCreated, taskRunning, taskCancelling}}})
+	counts, err := a.store.CountAll(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -41,15 +27,15 @@ func (a *API) stats(r *http.Request) (any, error) {
 		"ml_config_index_status":     "green",
 		"ml_task_index_status":       "green",
 		"ml_controller_index_status": "non-existent",
-		"ml_model_count":             models,
-		"ml_connector_count":         connectors,
+		"ml_model_count":             counts.Models,
+		"ml_connector_count":         counts.Connectors,
 	}
 	node := map[string]any{
 		"ml_jvm_heap_usage":                heapPercent,
-		"ml_executing_task_count":          running,
+		"ml_executing_task_count":          counts.OpenTasks,
 		"ml_request_count":                 a.requests.Load(),
 		"ml_failure_count":                 a.failures.Load(),
-		"ml_deployed_model_count":          deployed,
+		"ml_deployed_model_count":          counts.DeployedModels,
 		"ml_circuit_breaker_trigger_count": 0,
 	}
 	if want := pathVar(r, "stat"); want != "" {
@@ -95,40 +81,22 @@ func containsItem(list, item string) bool {
 func (a *API) profile(r *http.Request) (any, error) {
 	view := r.URL.Query().Get("view")
 	if view != "" && view != "model" && view != "node" {
-		return nil, illegalArg("Wrong view type: %s", view)
+		return nil, mlerr.IllegalArgument("Wrong view type: %s", view)
 	}
 	if strings.Contains(r.URL.Path, "/profile/tasks") {
 		return map[string]any{}, nil
 	}
-	query := map[string]any{"terms": map[string]any{"model_state": []string{stateDeployed, statePartiallyDeploy}}}
-	if id := pathVar(r, "id"); id != "" {
-		query = map[string]any{"bool": map[string]any{"filter": []any{query, map[string]any{"ids": map[string]any{"values": []string{id}}}}}}
-	}
-	body, _ := json.Marshal(map[string]any{"query": query, "size": 1000, "_source": []string{"model_state"}})
-	raw, err := a.store.Search(r.Context(), indexstore.Models, body, nil)
+	deployed, err := a.store.DeployedModels(r.Context(), pathVar(r, "id"))
 	if err != nil {
 		return nil, err
 	}
-	var res struct {
-		Hits struct {
-			Hits []struct {
-				ID     string `json:"_id"`
-				Source struct {
-					ModelState string `json:"model_state"`
-				} `json:"_source"`
-			} `json:"hits"`
-		} `json:"hits"`
-	}
-	if err := json.Unmarshal(raw, &res); err != nil {
-		return nil, err
-	}
-	if len(res.Hits.Hits) == 0 {
+	if len(deployed) == 0 {
 		return map[string]any{}, nil
 	}
 	nodes := []string{a.nodeID}
 	models := map[string]any{}
-	for _, h := range res.Hits.Hits {
-		perNode := map[string]any{"model_state": h.Source.ModelState, "predictor": "org.opensearch.ml.engine.algorithms.remote.RemoteModel"}
+	for _, h := range deployed {
+		perNode := map[string]any{"model_state": h.State, "predictor": "org.opensearch.ml.engine.algorithms.remote.RemoteModel"}
 		if view == "model" {
 			models[h.ID] = map[string]any{"target_worker_nodes": nodes, "worker_nodes": nodes, "nodes": map[string]any{a.nodeID: perNode}}
 			continue

@@ -4,35 +4,48 @@ import (
 	"net/http"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
+	"github.com/mlsidecar/mlsidecar/mlcommons/batch"
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 )
 
-func taskNotFound() error { return statusErr(http.StatusNotFound, "Failed to find task") }
-
-// isOpen reports whether a task is still in progress.
-func isOpen(state string) bool {
-	return state == taskCreated || state == taskRunning || state == taskCancelling
-}
-
 func (a *API) getTask(r *http.Request) (any, error) {
-	id := pathVar(r, "id")
-	t, _, err := load[Task](r.Context(), a.store, indexstore.Tasks, id, taskNotFound())
+	t, err := a.batch.Get(r.Context(), pathVar(r, "id"))
 	if err != nil {
 		return nil, err
 	}
-	if t.TaskType == taskBatchPrediction {
-		return a.getBatchTask(r, id, t)
-	}
-	return t.public(), nil
+	return taskOut(t), nil
 }
 
 func (a *API) deleteTask(r *http.Request) (any, error) {
-	t, doc, err := load[Task](r.Context(), a.store, indexstore.Tasks, pathVar(r, "id"), taskNotFound())
+	id := pathVar(r, "id")
+	t, v, err := a.store.Tasks().Get(r.Context(), id)
+	if err != nil {
+		return nil, notFoundAs(err, batch.TaskNotFound())
+	}
+	if indexstore.IsOpenState(t.State) {
+		// ML Commons answers 500 for this client mistake; see COMPATIBILITY.md.
+		return nil, mlerr.Exception(http.StatusConflict, "Task cannot be deleted in running state. Try after some time.")
+	}
+	return a.store.Tasks().Delete(r.Context(), id, v)
+}
+
+// batchPredict serves POST /models/{id}/_batch_predict.
+func (a *API) batchPredict(r *http.Request) (any, error) {
+	var in predictInput
+	if err := decodeBody(r, &in, true); err != nil {
+		return nil, err
+	}
+	sub, err := a.batch.Submit(r.Context(), pathVar(r, "id"), in.Parameters)
 	if err != nil {
 		return nil, err
 	}
-	if isOpen(t.State) {
-		// ML Commons answers 500 for this client mistake; see COMPATIBILITY.md.
-		return nil, &Error{Status: http.StatusConflict, Type: "exception", Reason: "Task cannot be deleted in running state. Try after some time."}
+	return map[string]any{"task_id": sub.TaskID, "status": indexstore.TaskCreated, "remote_job": sub.RemoteJob}, nil
+}
+
+// cancelBatch serves POST /tasks/{id}/_cancel and /_cancel_batch.
+func (a *API) cancelBatch(r *http.Request) (any, error) {
+	if err := a.batch.Cancel(r.Context(), pathVar(r, "id")); err != nil {
+		return nil, err
 	}
-	return a.store.Delete(r.Context(), indexstore.Tasks, doc)
+	return map[string]string{"status": "OK"}, nil
 }

@@ -14,19 +14,18 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"regexp"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mlsidecar/mlsidecar/config"
 	"github.com/mlsidecar/mlsidecar/indexstore"
 	"github.com/mlsidecar/mlsidecar/mlcommons"
 	"github.com/mlsidecar/mlsidecar/mlcommons/auth"
-	"github.com/mlsidecar/mlsidecar/mlcommons/crypto"
+	"github.com/mlsidecar/mlsidecar/mlcommons/batch"
 	"github.com/mlsidecar/mlsidecar/mlcommons/outbound"
 	"github.com/mlsidecar/mlsidecar/mlcommons/remote"
 	"github.com/mlsidecar/mlsidecar/proxy"
@@ -81,21 +80,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	trusted := cfg.TrustedEndpoints
-	if trusted == nil {
-		trusted = outbound.DefaultTrustedEndpoints()
-	}
-	guard, err := outbound.New(outbound.Options{TrustedEndpoints: trusted, AllowPrivate: cfg.AllowPrivateEndpoints, Registerer: reg})
-	if err != nil {
-		return fmt.Errorf("trusted-endpoint-regex: %w", err)
-	}
-	batch, err := batchOptions(cfg)
+	guard, err := outbound.New(outbound.Options{TrustedEndpoints: cfg.TrustedEndpoints, AllowPrivate: cfg.AllowPrivateEndpoints, Registerer: reg})
 	if err != nil {
 		return err
 	}
 	ml := mlcommons.New(mlcommons.Options{
 		Store: store, Guard: guard, Remote: remote.New(guard, log, reg), NodeID: cfg.NodeID,
-		MaxBodyBytes: cfg.MaxRequestBodyBytes, Batch: batch, Logger: log, Registerer: reg,
+		MaxBodyBytes: cfg.MaxRequestBodyBytes, Batch: batchSettings(cfg), Logger: log, Registerer: reg, Now: time.Now,
 	})
 	// The caller's credentials go to the cluster for the check, so this
 	// client must not present the sidecar's own certificate either.
@@ -140,26 +131,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ErrorLog:          errLog,
 	}
 
-	checkCtx, stopCheck := context.WithCancel(context.WithoutCancel(ctx))
-	checkDone := make(chan struct{})
-	go func() {
-		defer close(checkDone)
-		checker.run(checkCtx)
-	}()
-	initDone := make(chan struct{})
-	go func() {
-		defer close(initDone)
-		initML(checkCtx, store, ml, cfg.MasterKeys, log)
-	}()
-	pollerDone := make(chan struct{})
-	go func() {
-		defer close(pollerDone)
-		ml.RunPoller(checkCtx, cfg.NodeID+"/"+newRequestID())
-	}()
+	// The background group outlives ctx: it stops only after the proxy
+	// listener has drained, so in-flight requests keep a ready upstream
+	// check and a running worker until then.
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var background errgroup.Group
+	background.Go(func() error { checker.run(bgCtx); return nil })
+	background.Go(func() error {
+		if ml.Bootstrap(bgCtx, cfg.MasterKeys) != nil {
+			return nil // stopped before the cluster was ready
+		}
+		ml.Worker(cfg.NodeID + "/" + newRequestID()).Run(bgCtx)
+		return nil
+	})
 
+	var servers errgroup.Group
 	serveErr := make(chan error, 2)
-	go func() { serveErr <- mainSrv.Serve(mainLn) }()
-	go func() { serveErr <- internalSrv.Serve(internalLn) }()
+	servers.Go(func() error { serveErr <- mainSrv.Serve(mainLn); return nil })
+	servers.Go(func() error { serveErr <- internalSrv.Serve(internalLn); return nil })
 	log.Info("mlsidecar started",
 		"listen_address", mainLn.Addr().String(),
 		"internal_listen_address", internalLn.Addr().String(),
@@ -180,57 +169,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Warn("in-flight requests did not drain in time; closing them", "err", err)
 		mainSrv.Close()
 	}
-	stopCheck()
-	<-checkDone
-	<-initDone
-	<-pollerDone
+	stopBackground()
+	_ = background.Wait()
 	internalCtx, cancelInternal := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancelInternal()
 	if err := internalSrv.Shutdown(internalCtx); err != nil {
 		internalSrv.Close()
 	}
+	_ = servers.Wait()
 	log.Info("stopped")
 	return runErr
 }
 
-// initML creates the sidecar's indices and loads the credential keys,
-// retrying until it succeeds (the cluster may not be up yet); the ML API and
-// readiness wait for it.
-func initML(ctx context.Context, store *indexstore.Store, ml *mlcommons.API, keyFile []byte, log *slog.Logger) {
-	backoff := 500 * time.Millisecond
-	for {
-		err := store.EnsureIndices(ctx)
-		if err == nil {
-			var keys *crypto.Keyring
-			keys, err = mlcommons.LoadKeyring(ctx, store, keyFile, func() int64 { return time.Now().UnixMilli() }, log)
-			if err == nil {
-				ml.SetKeyring(keys)
-				log.Info("ML Commons API ready")
-				return
-			}
-		}
-		log.Warn("ML Commons API not ready yet; retrying", "err", err, "retry_in", backoff.String())
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 10*time.Second)
+// batchSettings are the batch limits and polling rules of the
+// configuration.
+func batchSettings(cfg *config.Config) batch.Settings {
+	rules := batch.StatusRules{Fields: cfg.BatchStatusFields}
+	for _, r := range cfg.BatchStatusRules {
+		rules.Rules = append(rules.Rules, batch.StatusRule{State: r.State, Regex: r.Regex})
 	}
-}
-
-// batchOptions turns the batch settings into the API's options.
-func batchOptions(cfg *config.Config) (mlcommons.BatchOptions, error) {
-	rules := mlcommons.StatusRules{Fields: cfg.BatchStatusFields}
-	for _, state := range []string{"cancelling", "cancelled", "completed", "expired", "failed"} {
-		re, err := regexp.Compile("(?i)" + cfg.BatchStatusRegex[state])
-		if err != nil {
-			return mlcommons.BatchOptions{}, fmt.Errorf("batch-status-regex-%s: %w", state, err)
-		}
-		rules.Rules = append(rules.Rules, mlcommons.StatusRule{State: strings.ToUpper(state), Regex: re})
-	}
-	return mlcommons.BatchOptions{
+	return batch.Settings{
 		PollInterval: cfg.BatchPollInterval, MaxPollFailures: cfg.BatchMaxPollFailures, MaxTasks: cfg.MaxBatchInferenceTasks,
 		Concurrency: cfg.BatchPollConcurrency, RatePerConnector: cfg.BatchPollRate, LeaseTTL: cfg.BatchLeaseTTL, Status: rules,
-	}, nil
+	}
 }

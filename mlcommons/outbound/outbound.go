@@ -32,35 +32,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// DefaultTrustedEndpoints returns ML Commons 2.19's default value of
-// plugins.ml_commons.trusted_connector_endpoints_regex, in its order. The
-// slice is new on every call.
-func DefaultTrustedEndpoints() []string {
-	return []string{
-		`^https://runtime\.sagemaker\..*[a-z0-9-]\.amazonaws\.com/.*$`,
-		`^https://api\.sagemaker\..*[a-z0-9-]\.amazonaws\.com/.*$`,
-		`^https://api\.openai\.com/.*$`,
-		`^https://api\.cohere\.ai/.*$`,
-		`^https://api\.deepseek\.com/.*$`,
-		`^https://bedrock-runtime\..*[a-z0-9-]\.amazonaws\.com/.*$`,
-		`^https://bedrock-agent-runtime\..*[a-z0-9-]\.amazonaws\.com/.*$`,
-		`^https://bedrock\..*[a-z0-9-]\.amazonaws\.com/.*$`,
-		`^https://textract\..*[a-z0-9-]\.amazonaws\.com$`,
-		`^https://comprehend\..*[a-z0-9-]\.amazonaws\.com$`,
-		`^https://rekognition(-fips)?\..*[a-z0-9-]\.amazonaws\.com$`,
-	}
-}
-
 // DefaultDialTimeout is ML Commons' default connector connection_timeout.
 const DefaultDialTimeout = 30 * time.Second
 
 // Options configures a Guard.
 type Options struct {
-	// TrustedEndpoints are regexes in RE2 syntax; a URL is trusted when one
-	// of them matches the whole URL, as Java's String.matches does. Empty
-	// means no URL is trusted (ML Commons 2.x behaves the same way); the
-	// configuration layer supplies DefaultTrustedEndpoints.
-	TrustedEndpoints []string
+	// TrustedEndpoints are the trusted connector endpoint regexes, each
+	// anchored to match a whole URL as Java's String.matches does (config
+	// compiles them so). Empty means no URL is trusted, as in ML Commons 2.x.
+	TrustedEndpoints []*regexp.Regexp
 	// AllowPrivate turns the connect-time address check off.
 	AllowPrivate bool
 	// DialTimeout bounds one TCP connect; zero means DefaultDialTimeout.
@@ -78,8 +58,7 @@ type Guard struct {
 	metrics      *metrics
 }
 
-// New compiles the trusted endpoint regexes and registers the metrics. Every
-// invalid regex is reported, each by its text.
+// New returns a Guard and registers its metrics.
 func New(o Options) (*Guard, error) {
 	var errs []error
 	if o.DialTimeout < 0 {
@@ -89,15 +68,7 @@ func New(o Options) (*Guard, error) {
 	if g.dialTimeout == 0 {
 		g.dialTimeout = DefaultDialTimeout
 	}
-	for _, expr := range o.TrustedEndpoints {
-		// The group keeps an alternation in expr from escaping the anchors.
-		re, err := regexp.Compile(`^(?:` + expr + `)$`)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("outbound: trusted endpoint regex %q: %w", expr, err))
-			continue
-		}
-		g.trusted = append(g.trusted, re)
-	}
+	g.trusted = o.TrustedEndpoints
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,7 +23,7 @@ import (
 
 func newEngine(t *testing.T, allowPrivate bool) *Engine {
 	t.Helper()
-	g, err := outbound.New(outbound.Options{TrustedEndpoints: []string{`^http://127\.0\.0\.1:[0-9]+/.*$`}, AllowPrivate: allowPrivate})
+	g, err := outbound.New(outbound.Options{TrustedEndpoints: []*regexp.Regexp{regexp.MustCompile(`^http://127\.0\.0\.1:[0-9]+/.*$`)}, AllowPrivate: allowPrivate})
 	if err != nil {
 		t.Fatal(err)
 	}

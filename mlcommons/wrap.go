@@ -1,0 +1,210 @@
+package mlcommons
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/mlsidecar/mlsidecar/indexstore"
+	"github.com/mlsidecar/mlsidecar/mlcommons/connector"
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
+)
+
+// apiFunc handles one request and returns the value to answer with.
+type apiFunc func(r *http.Request) (any, error)
+
+// withStatus answers with a status other than 200.
+type withStatus struct {
+	status int
+	body   any
+}
+
+// wrap adapts an apiFunc: readiness, the body limit, the JSON answer, and
+// the one place where errors become statuses.
+func (a *API) wrap(f apiFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.Ready() {
+			writeError(w, mlerr.Status(http.StatusServiceUnavailable,
+				"mlsidecar is starting: its indices or master key are not ready yet; retry shortly"))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, a.maxBody)
+		v, err := f(r)
+		if err != nil {
+			if r.Context().Err() != nil {
+				return // the client went away: nobody to answer, nothing failed
+			}
+			e, clientErr := toError(err)
+			if !clientErr {
+				a.log.ErrorContext(r.Context(), "ML request failed", "path", r.URL.Path, "err", err)
+			}
+			writeError(w, e)
+			return
+		}
+		status := http.StatusOK
+		if ws, ok := v.(withStatus); ok {
+			status, v = ws.status, ws.body
+		}
+		writeJSON(w, status, v)
+	})
+}
+
+// toError is the single mapping of errors to answers: the ML error as it
+// is, the store's sentinels and client-caused refusals, and a 500 naming no
+// detail for everything else (false: not the client's doing).
+func toError(err error) (*mlerr.Error, bool) {
+	var se *indexstore.StatusError
+	if e, ok := mlerr.From(err); ok {
+		return e, e.Status < 500
+	}
+	switch {
+	case errors.Is(err, indexstore.ErrConflict):
+		return mlerr.VersionConflict("the document was changed by another request; retry"), true
+	case errors.As(err, &se) && se.Status < 500:
+		return &mlerr.Error{Status: se.Status, Type: se.Type, Reason: se.Reason}, true
+	}
+	return mlerr.Exception(http.StatusInternalServerError, "internal error in mlsidecar"), false
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // OpenSearch writes <, > and & as they are
+	if raw, ok := v.(json.RawMessage); ok {
+		buf.Write(raw)
+	} else if err := enc.Encode(v); err != nil {
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"error":{"root_cause":[{"type":"exception","reason":"cannot encode answer"}],"type":"exception","reason":"cannot encode answer"},"status":500}`)
+	}
+	body := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+type errorCause struct {
+	Type   string `json:"type"`
+	Reason string `json:"reason"`
+}
+
+func writeError(w http.ResponseWriter, e *mlerr.Error) {
+	cause := errorCause{Type: e.Type, Reason: e.Reason}
+	writeJSON(w, e.Status, map[string]any{
+		"error": map[string]any{
+			"root_cause": []errorCause{cause},
+			"type":       e.Type,
+			"reason":     e.Reason,
+		},
+		"status": e.Status,
+	})
+}
+
+// readBody reads a request body within the limit wrap set.
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, mlerr.ContentTooLong(tooBig.Limit)
+	}
+	return b, err
+}
+
+// decodeBody decodes a JSON object body into v. Unknown fields are
+// tolerated, as in ML Commons; an empty body is an error when required.
+func decodeBody(r *http.Request, v any, required bool) error {
+	b, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		if required {
+			return errEmptyBody
+		}
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return mlerr.Parse("Failed to parse request body: %s", connector.JSONErrText(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return mlerr.Parse("Failed to parse request body: unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// errEmptyBody is the answer to a required body that is missing.
+var errEmptyBody = mlerr.Parse("Request body is empty")
+
+// pathVar returns a decoded path variable (the router keeps paths encoded).
+func pathVar(r *http.Request, name string) string {
+	v := mux.Vars(r)[name]
+	if u, err := url.PathUnescape(v); err == nil {
+		return u
+	}
+	return v
+}
+
+// boolParam reads a boolean query parameter as OpenSearch does: absent or
+// "false" is false, "" or "true" is true, anything else a 400.
+func boolParam(r *http.Request, name string) (bool, error) {
+	q := r.URL.Query()
+	if !q.Has(name) {
+		return false, nil
+	}
+	switch v := q.Get(name); v {
+	case "", "true":
+		return true, nil
+	case "false":
+		return false, nil
+	default:
+		return false, mlerr.IllegalArgument("Failed to parse value [%s] as only [true] or [false] are allowed.", v)
+	}
+}
+
+// unmatched answers a request no route took as OpenSearch's RestController
+// does: 405 listing the allowed methods when the path exists for other
+// methods, else 400 "no handler found" with the decoded path and no query.
+func unmatched(router *mux.Router) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var allowed []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			var match mux.RouteMatch
+			if router.Match(probe, &match) && match.MatchErr == nil {
+				allowed = append(allowed, m)
+			}
+		}
+		if len(allowed) == 0 {
+			writeRaw(w, r, http.StatusBadRequest, map[string]any{
+				"error": fmt.Sprintf("no handler found for uri [%s] and method [%s]", r.URL.Path, r.Method),
+			})
+			return
+		}
+		sort.Strings(allowed)
+		writeRaw(w, r, http.StatusMethodNotAllowed, map[string]any{
+			"error":  fmt.Sprintf("Incorrect HTTP method for uri [%s] and method [%s], allowed: [%s]", r.URL.Path, r.Method, strings.Join(allowed, ", ")),
+			"status": http.StatusMethodNotAllowed,
+		})
+	})
+}
+
+func writeRaw(w http.ResponseWriter, r *http.Request, status int, v any) {
+	if r.Method == http.MethodHead {
+		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+		w.WriteHeader(status)
+		return
+	}
+	writeJSON(w, status, v)
+}
