@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -92,21 +93,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(body)
 }
 
-type errorCause struct {
-	Type   string `json:"type"`
-	Reason string `json:"reason"`
-}
-
 func writeError(w http.ResponseWriter, e *mlerr.Error) {
-	cause := errorCause{Type: e.Type, Reason: e.Reason}
-	writeJSON(w, e.Status, map[string]any{
-		"error": map[string]any{
-			"root_cause": []errorCause{cause},
-			"type":       e.Type,
-			"reason":     e.Reason,
-		},
-		"status": e.Status,
-	})
+	body := e.Envelope()
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(e.Status)
+	_, _ = w.Write(body)
 }
 
 // readBody reads a request body within the limit wrap set.

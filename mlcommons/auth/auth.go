@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +20,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 )
 
 const (
@@ -250,24 +251,7 @@ func (c credentials) apply(h http.Header) {
 
 // writeError answers status with OpenSearch's error envelope.
 func writeError(w http.ResponseWriter, status int, typ, reason string) {
-	type cause struct {
-		Type   string `json:"type"`
-		Reason string `json:"reason"`
-	}
-	var b struct {
-		Error struct {
-			RootCause []cause `json:"root_cause"`
-			cause
-		} `json:"error"`
-		Status int `json:"status"`
-	}
-	b.Error.cause = cause{Type: typ, Reason: reason}
-	b.Error.RootCause = []cause{b.Error.cause}
-	b.Status = status
-	body, err := json.Marshal(b)
-	if err != nil {
-		panic(err) // strings and ints always marshal
-	}
+	body := (&mlerr.Error{Status: status, Type: typ, Reason: reason}).Envelope()
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 	w.WriteHeader(status)

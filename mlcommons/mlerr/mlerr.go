@@ -6,6 +6,8 @@
 package mlerr
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -109,4 +111,34 @@ func BadGateway(format string, a ...any) *Error {
 // Commons keeps it.
 func Provider(status int, format string, a ...any) *Error {
 	return Status(status, format, a...)
+}
+
+// envelope is OpenSearch's error body, its fields in OpenSearch's order.
+type envelope struct {
+	Error struct {
+		RootCause []cause `json:"root_cause"`
+		cause
+	} `json:"error"`
+	Status int `json:"status"`
+}
+
+type cause struct {
+	Type   string `json:"type"`
+	Reason string `json:"reason"`
+}
+
+// Envelope is the error as OpenSearch's error body:
+// {"error":{"root_cause":[{"type","reason"}],"type","reason"},"status"}.
+func (e *Error) Envelope() []byte {
+	var b envelope
+	b.Error.cause = cause{Type: e.Type, Reason: e.Reason}
+	b.Error.RootCause = []cause{b.Error.cause}
+	b.Status = e.Status
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // OpenSearch writes <, > and & as they are
+	if err := enc.Encode(b); err != nil {
+		panic(err) // strings and ints always encode
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }

@@ -6,12 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"strconv"
 	"strings"
 
 	"github.com/theory/jsonpath"
 	"github.com/theory/jsonpath/spec"
+
+	"github.com/mlsidecar/mlsidecar/mlcommons/provider"
 )
 
 // Post-process function names.
@@ -417,15 +418,12 @@ func toBatchJobArn(v any, _ string) ([]Tensor, error) {
 	if !ok {
 		return nil, invalid(errNotMap)
 	}
-	arn, ok := m["jobArn"]
-	if !ok {
+	out, err := provider.BedrockProcessedJob(m)
+	if errors.Is(err, provider.ErrNoJobArn) {
 		return nil, invalid(errNoJobArn)
 	}
-	s, ok := arn.(string)
-	if !ok {
-		return nil, errors.New("jobArn is not a string")
+	if err != nil {
+		return nil, err
 	}
-	out := maps.Clone(m)
-	out["processedJobArn"] = strings.ReplaceAll(s, "/", "%2F")
 	return []Tensor{{Name: "response", DataAsMap: out}}, nil
 }

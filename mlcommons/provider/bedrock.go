@@ -1,6 +1,8 @@
 package provider
 
 import (
+	"errors"
+	"maps"
 	"net/http"
 	"strings"
 )
@@ -27,8 +29,34 @@ func (bedrock) addJobParameters(job map[string]string) {
 		return
 	}
 	if arn, ok := job["jobArn"]; ok {
-		job["processedJobArn"] = strings.ReplaceAll(arn, "/", "%2F")
+		job["processedJobArn"] = pathSegment(arn)
 	}
+}
+
+// pathSegment makes a job ARN usable as one URL path segment.
+func pathSegment(arn string) string { return strings.ReplaceAll(arn, "/", "%2F") }
+
+// Errors of BedrockProcessedJob.
+var (
+	ErrNoJobArn        = errors.New("job arn is missing")
+	ErrJobArnNotString = errors.New("jobArn is not a string")
+)
+
+// BedrockProcessedJob is a Bedrock CreateModelInvocationJob answer with
+// processedJobArn added: what ML Commons' batch_job_arn post-process
+// function (BedrockBatchJobArnPostProcessFunction) returns.
+func BedrockProcessedJob(job map[string]any) (map[string]any, error) {
+	arn, ok := job["jobArn"]
+	if !ok {
+		return nil, ErrNoJobArn
+	}
+	s, ok := arn.(string)
+	if !ok {
+		return nil, ErrJobArnNotString
+	}
+	out := maps.Clone(job)
+	out["processedJobArn"] = pathSegment(s)
+	return out, nil
 }
 
 func (bedrock) jobID(job map[string]any) string { return stringField(job, "jobArn") }

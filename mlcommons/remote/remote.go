@@ -54,7 +54,7 @@ type SigV4 struct {
 
 // Call is one provider request.
 type Call struct {
-	// Provider and Action label metrics ("openai", "predict").
+	// Provider and Action label metrics (a provider name, an action type).
 	Provider, Action string
 	Method, URL      string
 	Headers          map[string]string
