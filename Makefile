@@ -56,7 +56,7 @@ bench-proxy: build
 # prints ratios to the double alone. Not part of `make test`.
 bench-batch: build
 	bash e2e/opensearch/node.sh fetch
-	MLSIDECAR_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -count=1 -timeout 60m -v -run TestBenchBatch ./e2e/
+	MLSIDECAR_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -count=1 -timeout 60m -v -run 'TestBenchBatch|TestBatchTwoReplicasShareAndTakeOver' ./e2e/
 
 clean:
 	rm -rf bin e2e/opensearch/target .run
