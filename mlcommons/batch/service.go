@@ -8,6 +8,7 @@ package batch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -136,11 +137,12 @@ func (s *Service) Submit(ctx context.Context, modelID string, parameters map[str
 	// check refreshes the index itself when it matters.
 	res, err := s.store.Tasks().Insert(ctx, &t, indexstore.NoWait)
 	if err != nil {
-		// The provider runs the job but no task follows it: say which, so it
-		// can be found and cancelled.
-		s.log.ErrorContext(ctx, "batch job submitted but its task could not be stored", "provider", c.Provider,
-			"model_id", modelID, "remote_job_id", provider.JobID(job), "err", err)
-		return nil, err
+		// The provider runs the job but no task follows it: the error (a
+		// 500, logged once by the REST layer) says which, so it can be found
+		// and cancelled. %v, not %w: whatever the store said, this is the
+		// sidecar's failure, not the caller's.
+		return nil, fmt.Errorf("batch job submitted but its task could not be stored: provider %s, model_id %s, remote_job_id %s: %v",
+			c.Provider, modelID, provider.JobID(job), err)
 	}
 	s.metrics.submissions.WithLabelValues(c.Provider, "ok").Inc()
 	return &Submitted{TaskID: res.ID, RemoteJob: job}, nil

@@ -1,9 +1,6 @@
 package process
 
 import (
-	"bytes"
-	"encoding/json"
-
 	"github.com/mlsidecar/mlsidecar/mlcommons/template"
 )
 
@@ -16,18 +13,8 @@ func gsonJSON(v any) string { return template.GsonJSON(v) }
 // value: JSON objects and arrays stay as they are, anything else is escaped
 // with Commons Text escapeJson.
 func escapeParameter(s string) string {
-	if isJSON(s) {
+	if template.IsJSON(s) {
 		return s
 	}
 	return template.EscapeJSON(s)
-}
-
-// isJSON reports whether s is a JSON object or array (ML Commons'
-// StringUtils.isJson; its parsers are somewhat more lenient).
-func isJSON(s string) bool {
-	t := bytes.TrimSpace([]byte(s))
-	if len(t) == 0 || (t[0] != '{' && t[0] != '[') {
-		return false
-	}
-	return json.Valid(t)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/theory/jsonpath/spec"
 
 	"github.com/mlsidecar/mlsidecar/mlcommons/provider"
+	"github.com/mlsidecar/mlsidecar/mlcommons/template"
 )
 
 // Post-process function names.
@@ -154,7 +155,7 @@ func responseTensor(filter string, body []byte) (Tensor, error) {
 // passes a selected object through unwrapped.) So a filtered string that is
 // itself JSON, say an LLM's message content, is parsed.
 func responseMap(v any) map[string]any {
-	if s, ok := v.(string); ok && isJSON(s) {
+	if s, ok := v.(string); ok && template.IsJSON(s) {
 		if doc, err := decode([]byte(s)); err == nil {
 			if m, ok := doc.(map[string]any); ok {
 				return m

@@ -56,7 +56,7 @@ func RequestParameters(raw map[string]any) map[string]string {
 	}
 	out := make(map[string]string, len(text))
 	for k, v := range text {
-		if isJSON(v) || noEscape[k] {
+		if IsJSON(v) || noEscape[k] {
 			out[k] = v
 		} else {
 			out[k] = EscapeJSON(v)
@@ -232,11 +232,11 @@ func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c|0x20 && c|0x20 <= 'f'
 }
 
-// isJSON is StringUtils.isJson: one JSON object or array, nothing else. As
+// IsJSON is StringUtils.isJson: one JSON object or array, nothing else. As
 // with org.json, a repeated key in any object makes the text invalid. Upstream
 // also tolerates org.json's lenient syntax (single quotes, unquoted keys); we
 // accept strict JSON only.
-func isJSON(s string) bool {
+func IsJSON(s string) bool {
 	t := strings.TrimLeft(s, " \t\r\n")
 	if t == "" || (t[0] != '{' && t[0] != '[') || !json.Valid([]byte(t)) {
 		return false
@@ -250,12 +250,12 @@ func isJSONOrNDJSON(s string) bool {
 	if strings.TrimFunc(s, unicode.IsSpace) == "" {
 		return false
 	}
-	if isJSON(s) {
+	if IsJSON(s) {
 		return true
 	}
 	for _, line := range strings.Split(s, "\n") {
 		line = strings.TrimFunc(line, func(r rune) bool { return r <= ' ' })
-		if line != "" && !isJSON(line) {
+		if line != "" && !IsJSON(line) {
 			return false
 		}
 	}
