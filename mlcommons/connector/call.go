@@ -56,9 +56,7 @@ func (b *Bound) Call(act, headersFrom *indexstore.ConnectorAction, params map[st
 	}
 	cfg := remote.DefaultConfig()
 	if cc := b.Connector.ClientConfig; cc != nil {
-		cfg = remote.Config{MaxConnection: cc.MaxConnection, ConnectionTimeout: cc.ConnectionTimeout, ReadTimeout: cc.ReadTimeout,
-			RetryBackoffMillis: cc.RetryBackoffMillis, RetryTimeoutSeconds: cc.RetryTimeoutSeconds, MaxRetryTimes: cc.MaxRetryTimes,
-			RetryBackoffPolicy: cc.RetryBackoffPolicy, SkipSSLVerification: cc.SkipSSLVerification}
+		cfg = *cc
 	}
 	c := remote.Call{
 		Provider: provider.Of(b.Connector, u).Name(), Action: strings.ToLower(act.ActionType), Method: strings.ToUpper(act.Method),

@@ -10,6 +10,7 @@ import (
 	"github.com/mlsidecar/mlsidecar/indexstore"
 	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 	"github.com/mlsidecar/mlsidecar/mlcommons/process"
+	"github.com/mlsidecar/mlsidecar/mlcommons/remote"
 	"github.com/mlsidecar/mlsidecar/mlcommons/template"
 )
 
@@ -86,13 +87,6 @@ var httpMethods = map[string]bool{"POST": true, "GET": true, "PUT": true, "DELET
 
 var backoffPolicies = map[string]bool{"constant": true, "exponential_equal_jitter": true, "exponential_full_jitter": true}
 
-// DefaultClientConfig is written into a connector whose client_config left
-// fields out (ML Commons 3.6+ defaults; see COMPATIBILITY.md).
-func DefaultClientConfig() indexstore.ClientConfig {
-	return indexstore.ClientConfig{MaxConnection: 30, ConnectionTimeout: 30, ReadTimeout: 30, RetryBackoffMillis: 200,
-		RetryTimeoutSeconds: 30, MaxRetryTimes: 0, RetryBackoffPolicy: "constant"}
-}
-
 // upper is strings.ToUpper for enum values ML Commons stores upper-case.
 func upper(s string) string { return strings.ToUpper(strings.TrimSpace(s)) }
 
@@ -139,7 +133,8 @@ func (s *Service) Apply(c *indexstore.Connector, in *Input) error {
 		}
 	}
 	if len(in.ClientConfig) > 0 && string(in.ClientConfig) != "null" {
-		cc := DefaultClientConfig()
+		// Fields left out get ML Commons 3.6+ defaults (see COMPATIBILITY.md).
+		cc := remote.DefaultConfig()
 		if err := json.Unmarshal(in.ClientConfig, &cc); err != nil {
 			return mlerr.IllegalArgument("Invalid client_config: %s", JSONErrText(err))
 		}

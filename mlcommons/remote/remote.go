@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mlsidecar/mlsidecar/indexstore"
 	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -28,17 +29,9 @@ import (
 	"github.com/mlsidecar/mlsidecar/mlcommons/outbound"
 )
 
-// Config is a connector's client_config, timeouts in seconds.
-type Config struct {
-	MaxConnection       int
-	ConnectionTimeout   int
-	ReadTimeout         int
-	RetryBackoffMillis  int
-	RetryTimeoutSeconds int
-	MaxRetryTimes       int // 0: no retry; -1: until RetryTimeoutSeconds
-	RetryBackoffPolicy  string
-	SkipSSLVerification bool
-}
+// Config is a connector's client_config, timeouts in seconds: the stored
+// type itself, so the connector's settings reach the client unchanged.
+type Config = indexstore.ClientConfig
 
 // DefaultConfig is what a connector without client_config gets.
 func DefaultConfig() Config {
