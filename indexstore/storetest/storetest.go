@@ -95,12 +95,8 @@ func (r *Repo[T]) Replace(_ context.Context, id string, v indexstore.Version, do
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	d, ok := r.docs[id]
-	switch {
-	case !ok:
-		return nil, indexstore.ErrNotFound
-	case d.seq != v.SeqNo || v.PrimaryTerm != primaryTerm:
-		return nil, indexstore.ErrConflict
+	if err := r.at(id, v); err != nil {
+		return nil, err
 	}
 	r.seq++
 	r.docs[id] = stored{seq: r.seq, source: b}
@@ -108,16 +104,24 @@ func (r *Repo[T]) Replace(_ context.Context, id string, v indexstore.Version, do
 	return r.result(id, r.seq, "updated"), nil
 }
 
+// at checks that id is stored at version v; r.mu is held.
+func (r *Repo[T]) at(id string, v indexstore.Version) error {
+	d, ok := r.docs[id]
+	switch {
+	case !ok:
+		return indexstore.ErrNotFound
+	case d.seq != v.SeqNo || v.PrimaryTerm != primaryTerm:
+		return indexstore.ErrConflict
+	}
+	return nil
+}
+
 // Delete implements indexstore.Repo.
 func (r *Repo[T]) Delete(_ context.Context, id string, v indexstore.Version) (*indexstore.WriteResult, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	d, ok := r.docs[id]
-	switch {
-	case !ok:
-		return nil, indexstore.ErrNotFound
-	case d.seq != v.SeqNo || v.PrimaryTerm != primaryTerm:
-		return nil, indexstore.ErrConflict
+	if err := r.at(id, v); err != nil {
+		return nil, err
 	}
 	delete(r.docs, id)
 	for i, o := range r.order {
