@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
+	"github.com/mlsidecar/mlsidecar/mlcommons/remote"
 )
 
 const (
@@ -205,7 +206,7 @@ func TestCreateConnectorValidation(t *testing.T) {
 			}
 			rec := a.do(t, http.MethodPost, createPath, body)
 			wantError(t, rec, tt.status, tt.errType, tt.reason)
-			if ids := a.store.ids(indexstore.Connectors); len(ids) != 0 {
+			if ids := a.store.connectors.IDs(); len(ids) != 0 {
 				t.Errorf("got stored connectors %v, want none", ids)
 			}
 		})
@@ -217,7 +218,7 @@ func TestCreateConnectorAccepted(t *testing.T) {
 		name   string
 		base   func() map[string]any
 		change func(m map[string]any)
-		check  func(t *testing.T, stored Connector)
+		check  func(t *testing.T, stored indexstore.Connector)
 	}{
 		{name: "openai blueprint", change: func(map[string]any) {}},
 		{name: "sigv4 region and service name in parameters", base: bedrockConnector, change: func(map[string]any) {}},
@@ -235,21 +236,21 @@ func TestCreateConnectorAccepted(t *testing.T) {
 				action(m)["url"] = "https://${parameters.host}/v1/x"
 				m["parameters"].(map[string]any)["host"] = "api.openai.com"
 			},
-			check: func(t *testing.T, c Connector) {
+			check: func(t *testing.T, c indexstore.Connector) {
 				if got, want := c.Actions[0].URL, "https://${parameters.host}/v1/x"; got != want {
 					t.Errorf("got stored url %q, want the template %q", got, want)
 				}
 			}},
 		{name: "version as a number",
 			change: func(m map[string]any) { m["version"] = 1 },
-			check: func(t *testing.T, c Connector) {
+			check: func(t *testing.T, c indexstore.Connector) {
 				if c.Version != "1" {
 					t.Errorf("got version %q, want %q", c.Version, "1")
 				}
 			}},
 		{name: "version as a decimal",
 			change: func(m map[string]any) { m["version"] = json.Number("1.5") },
-			check: func(t *testing.T, c Connector) {
+			check: func(t *testing.T, c indexstore.Connector) {
 				if c.Version != "1.5" {
 					t.Errorf("got version %q, want %q", c.Version, "1.5")
 				}
@@ -262,7 +263,7 @@ func TestCreateConnectorAccepted(t *testing.T) {
 					map[string]any{"action_type": "cancel_batch_predict", "method": "POST", "url": "https://api.openai.com/v1/batches/${parameters.id}/cancel"},
 					map[string]any{"action_type": "execute", "method": "delete", "url": "https://api.openai.com/v1/x"})
 			},
-			check: func(t *testing.T, c Connector) {
+			check: func(t *testing.T, c indexstore.Connector) {
 				var got []string
 				for _, a := range c.Actions {
 					got = append(got, a.ActionType)
@@ -274,7 +275,7 @@ func TestCreateConnectorAccepted(t *testing.T) {
 			}},
 		{name: "request_body given as an object",
 			change: func(m map[string]any) { action(m)["request_body"] = map[string]any{"input": "${parameters.input}"} },
-			check: func(t *testing.T, c Connector) {
+			check: func(t *testing.T, c indexstore.Connector) {
 				if got, want := c.Actions[0].RequestBody, `{"input":"${parameters.input}"}`; got != want {
 					t.Errorf("got request_body %q, want %q", got, want)
 				}
@@ -292,10 +293,7 @@ func TestCreateConnectorAccepted(t *testing.T) {
 			m := base()
 			tt.change(m)
 			id := a.createConnector(t, m)
-			var c Connector
-			if err := json.Unmarshal([]byte(a.store.raw(indexstore.Connectors, id)), &c); err != nil {
-				t.Fatal(err)
-			}
+			c := storedConnector(t, a, id)
 			if c.CreatedTime != testNow.UnixMilli() || c.LastUpdatedTime != testNow.UnixMilli() {
 				t.Errorf("got created_time %d, last_updated_time %d, want both %d", c.CreatedTime, c.LastUpdatedTime, testNow.UnixMilli())
 			}
@@ -321,7 +319,7 @@ func TestCreateConnectorDryRun(t *testing.T) {
 			if diff := cmp.Diff(map[string]any{"connector_id": "dryRunConnector"}, got); diff != "" {
 				t.Errorf("answer mismatch (-want +got):\n%s", diff)
 			}
-			if ids := a.store.ids(indexstore.Connectors); len(ids) != 0 {
+			if ids := a.store.connectors.IDs(); len(ids) != 0 {
 				t.Errorf("got stored connectors %v, want none", ids)
 			}
 		})
@@ -339,17 +337,17 @@ func TestCreateConnectorClientConfig(t *testing.T) {
 	tests := []struct {
 		name   string
 		config any // nil: left out
-		want   *ClientConfig
+		want   *indexstore.ClientConfig
 	}{
 		{name: "left out", config: nil, want: nil},
-		{name: "empty object", config: map[string]any{}, want: &ClientConfig{MaxConnection: 30, ConnectionTimeout: 30, ReadTimeout: 30,
+		{name: "empty object", config: map[string]any{}, want: &indexstore.ClientConfig{MaxConnection: 30, ConnectionTimeout: 30, ReadTimeout: 30,
 			RetryBackoffMillis: 200, RetryTimeoutSeconds: 30, MaxRetryTimes: 0, RetryBackoffPolicy: "constant"}},
 		{name: "partial", config: map[string]any{"max_connection": 5, "max_retry_times": -1, "retry_backoff_policy": "EXPONENTIAL_FULL_JITTER"},
-			want: &ClientConfig{MaxConnection: 5, ConnectionTimeout: 30, ReadTimeout: 30,
+			want: &indexstore.ClientConfig{MaxConnection: 5, ConnectionTimeout: 30, ReadTimeout: 30,
 				RetryBackoffMillis: 200, RetryTimeoutSeconds: 30, MaxRetryTimes: -1, RetryBackoffPolicy: "exponential_full_jitter"}},
 		{name: "complete", config: map[string]any{"max_connection": 2, "connection_timeout": 5, "read_timeout": 60, "retry_backoff_millis": 0,
 			"retry_timeout_seconds": 10, "max_retry_times": 3, "retry_backoff_policy": "exponential_equal_jitter", "skip_ssl_verification": true},
-			want: &ClientConfig{MaxConnection: 2, ConnectionTimeout: 5, ReadTimeout: 60, RetryBackoffMillis: 0, RetryTimeoutSeconds: 10,
+			want: &indexstore.ClientConfig{MaxConnection: 2, ConnectionTimeout: 5, ReadTimeout: 60, RetryBackoffMillis: 0, RetryTimeoutSeconds: 10,
 				MaxRetryTimes: 3, RetryBackoffPolicy: "exponential_equal_jitter", SkipSSLVerification: true}},
 	}
 	for _, tt := range tests {
@@ -360,7 +358,7 @@ func TestCreateConnectorClientConfig(t *testing.T) {
 				m["client_config"] = tt.config
 			}
 			id := a.createConnector(t, m)
-			src := a.store.source(t, indexstore.Connectors, id)
+			src := decodeRaw[map[string]any](t, "connector "+id, a.store.connectors.Raw(id))
 			raw, present := src["client_config"]
 			if tt.want == nil {
 				if present {
@@ -368,7 +366,7 @@ func TestCreateConnectorClientConfig(t *testing.T) {
 				}
 				return
 			}
-			var got ClientConfig
+			var got indexstore.ClientConfig
 			if err := json.Unmarshal([]byte(toJSON(t, raw)), &got); err != nil {
 				t.Fatal(err)
 			}
@@ -399,16 +397,12 @@ func TestCreateConnectorParameters(t *testing.T) {
 		"html":           `{"q":"<b>&</b>"}`,
 		"list":           `["x",2]`,
 	}
-	var stored Connector
-	if err := json.Unmarshal([]byte(a.store.raw(indexstore.Connectors, id)), &stored); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(want, stored.Parameters); diff != "" {
+	if diff := cmp.Diff(want, storedConnector(t, a, id).Parameters); diff != "" {
 		t.Errorf("stored parameters mismatch (-want +got):\n%s", diff)
 	}
 
 	rec := a.do(t, http.MethodGet, connectorsPath+id, "")
-	var got Connector
+	var got connectorJSON
 	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
@@ -434,13 +428,13 @@ func TestConnectorCredentialEncrypted(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			a := newTestAPI(t)
 			id := a.createConnector(t, tt.body())
-			raw := a.store.raw(indexstore.Connectors, id)
+			raw := string(a.store.connectors.Raw(id))
 			for k, v := range tt.plain {
 				if strings.Contains(raw, v) {
 					t.Errorf("stored connector %s holds the plaintext of %s", raw, k)
 				}
 			}
-			var stored Connector
+			var stored indexstore.Connector
 			if err := json.Unmarshal([]byte(raw), &stored); err != nil {
 				t.Fatal(err)
 			}
@@ -494,13 +488,9 @@ func TestGetConnectorNotFound(t *testing.T) {
 }
 
 // storedConnector decodes the stored connector id.
-func storedConnector(t *testing.T, a *testAPI, id string) Connector {
+func storedConnector(t testing.TB, a *testAPI, id string) indexstore.Connector {
 	t.Helper()
-	var c Connector
-	if err := json.Unmarshal([]byte(a.store.raw(indexstore.Connectors, id)), &c); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return decodeRaw[indexstore.Connector](t, "connector "+id, a.store.connectors.Raw(id))
 }
 
 func TestUpdateConnectorMerge(t *testing.T) {
@@ -523,7 +513,7 @@ func TestUpdateConnectorMerge(t *testing.T) {
 	if diff := cmp.Diff(map[string]string{"model": "text-embedding-3-large", "keep": "k", "dimensions": "256"}, after.Parameters); diff != "" {
 		t.Errorf("parameters not merged key by key (-want +got):\n%s", diff)
 	}
-	wantActions := []ConnectorAction{
+	wantActions := []indexstore.ConnectorAction{
 		{ActionType: "EXECUTE", Method: "POST", URL: "https://api.openai.com/v1/other"},
 		{ActionType: "PREDICT", Method: "POST", URL: "https://api.openai.com/v1/embeddings"},
 	}
@@ -555,7 +545,7 @@ func TestUpdateConnectorMerge(t *testing.T) {
 	})
 	t.Run("credential re-encrypted when sent", func(t *testing.T) {
 		a.mustDo(t, http.MethodPut, connectorsPath+id, `{"credential":{"openAI_key":"sk-rotated-key-987654321"}}`)
-		raw := a.store.raw(indexstore.Connectors, id)
+		raw := string(a.store.connectors.Raw(id))
 		if strings.Contains(raw, "sk-rotated-key-987654321") {
 			t.Errorf("stored connector holds the new plaintext: %s", raw)
 		}
@@ -573,7 +563,7 @@ func TestUpdateConnectorMerge(t *testing.T) {
 	})
 	t.Run("client_config replaced with defaults", func(t *testing.T) {
 		a.mustDo(t, http.MethodPut, connectorsPath+id, `{"client_config":{"read_timeout":9}}`)
-		want := defaultClientConfig()
+		want := remote.DefaultConfig()
 		want.ReadTimeout = 9
 		if diff := cmp.Diff(&want, storedConnector(t, a, id).ClientConfig); diff != "" {
 			t.Errorf("client_config mismatch (-want +got):\n%s", diff)
@@ -618,9 +608,9 @@ func TestUpdateConnectorValidation(t *testing.T) {
 			action(m)["url"] = "https://${parameters.host}/v1/embeddings"
 			m["parameters"].(map[string]any)["host"] = "api.openai.com"
 			id := a.createConnector(t, m)
-			before := a.store.raw(indexstore.Connectors, id)
+			before := string(a.store.connectors.Raw(id))
 			wantError(t, a.do(t, http.MethodPut, connectorsPath+id, tt.body), tt.status, tt.errType, tt.reason)
-			if after := a.store.raw(indexstore.Connectors, id); after != before {
+			if after := string(a.store.connectors.Raw(id)); after != before {
 				t.Errorf("refused update changed the stored connector:\nbefore %s\nafter  %s", before, after)
 			}
 		})
@@ -648,15 +638,15 @@ func TestUpdateConnectorUsedByStates(t *testing.T) {
 		state   string
 		refused bool
 	}{
-		{stateDeployed, true}, {stateDeploying, true}, {statePartiallyDeploy, true},
-		{stateRegistered, false}, {stateUndeployed, false}, {stateDeployFailed, false},
+		{indexstore.ModelDeployed, true}, {indexstore.ModelDeploying, true}, {indexstore.ModelPartiallyDeployed, true},
+		{indexstore.ModelRegistered, false}, {indexstore.ModelUndeployed, false}, {indexstore.ModelDeployFailed, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.state, func(t *testing.T) {
 			a := newTestAPI(t)
 			id := a.createConnector(t, openAIConnector())
-			a.store.put(t, indexstore.Models, "m1", Model{Name: "m", Algorithm: algorithmRemote, ModelState: tt.state, ConnectorID: id})
-			a.store.put(t, indexstore.Models, "m2", Model{Name: "m", Algorithm: algorithmRemote, ModelState: tt.state, ConnectorID: "other"})
+			a.store.models.Put("m1", &indexstore.Model{Name: "m", Algorithm: indexstore.AlgorithmRemote, ModelState: tt.state, ConnectorID: id})
+			a.store.models.Put("m2", &indexstore.Model{Name: "m", Algorithm: indexstore.AlgorithmRemote, ModelState: tt.state, ConnectorID: "other"})
 			rec := a.do(t, http.MethodPut, connectorsPath+id, `{"description":"x"}`)
 			if !tt.refused {
 				if rec.Code != http.StatusOK {
@@ -669,6 +659,10 @@ func TestUpdateConnectorUsedByStates(t *testing.T) {
 	}
 }
 
+// writeAttempts is indexstore's maxWriteAttempts: how often Modify writes
+// before it gives up on conflicts.
+const writeAttempts = 30
+
 func TestUpdateConnectorRetriesConflicts(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -678,7 +672,7 @@ func TestUpdateConnectorRetriesConflicts(t *testing.T) {
 		{"one conflict", 1, 200},
 		{"three conflicts", 3, 200},
 		// modify pauses between attempts, so this row takes seconds.
-		{"conflicts on every attempt", maxWriteAttempts, 409},
+		{"conflicts on every attempt", writeAttempts, 409},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -690,11 +684,17 @@ func TestUpdateConnectorRetriesConflicts(t *testing.T) {
 			// Another writer changes the description each time, just before
 			// this update's write.
 			n := 0
-			a.store.conflictOnReplace(indexstore.Connectors, tt.conflicts, func(src map[string]any) {
+			a.store.connectors.BeforeReplace = func(id string) error {
+				if n == tt.conflicts {
+					return nil
+				}
 				n++
-				src["description"] = "concurrent"
-				src["parameters"].(map[string]any)["other"] = "written concurrently"
-			})
+				c := storedConnector(t, a, id)
+				c.Description = "concurrent"
+				c.Parameters["other"] = "written concurrently"
+				a.store.connectors.Put(id, &c) // the Replace now holds a stale version
+				return nil
+			}
 			rec := a.do(t, http.MethodPut, connectorsPath+id, `{"parameters":{"dimensions":"256"},"name":"renamed"}`)
 			if rec.Code != tt.status {
 				t.Fatalf("got status %d, want %d; body %s", rec.Code, tt.status, rec.Body)

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
+	"github.com/mlsidecar/mlsidecar/mlcommons/connector"
 )
 
 // A client body must never make the API panic or answer 5xx: every client
@@ -49,7 +51,7 @@ func connectorSeeds(f *testing.F) []string {
 
 // checkStoredCredential fails unless every stored credential value of c is
 // a ciphertext that decrypts to want.
-func checkStoredCredential(t *testing.T, a *testAPI, c *Connector, want map[string]string) {
+func checkStoredCredential(t *testing.T, a *testAPI, c *indexstore.Connector, want map[string]string) {
 	t.Helper()
 	for k, v := range c.Credential {
 		if !strings.HasPrefix(v, "mlsc1:") {
@@ -69,9 +71,9 @@ func checkStoredCredential(t *testing.T, a *testAPI, c *Connector, want map[stri
 func inputCredential(t *testing.T, body string, inline bool) map[string]string {
 	t.Helper()
 	var in struct {
-		Credential map[string]flexString `json:"credential"`
+		Credential map[string]connector.FlexString `json:"credential"`
 		Connector  *struct {
-			Credential map[string]flexString `json:"credential"`
+			Credential map[string]connector.FlexString `json:"credential"`
 		} `json:"connector"`
 	}
 	// Decoded as decodeBody does: the first JSON value counts.
@@ -82,9 +84,21 @@ func inputCredential(t *testing.T, body string, inline bool) map[string]string {
 		if in.Connector == nil {
 			return nil
 		}
-		return flexMap(in.Connector.Credential)
+		return plainMap(in.Connector.Credential)
 	}
-	return flexMap(in.Credential)
+	return plainMap(in.Credential)
+}
+
+// plainMap is a decoded credential as plain strings; nil stays nil.
+func plainMap(m map[string]connector.FlexString) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = string(v)
+	}
+	return out
 }
 
 func no5xx(t *testing.T, rec *httptest.ResponseRecorder, body string) {
@@ -109,7 +123,7 @@ func FuzzCreateConnector(f *testing.F) {
 		}
 		id, _ := decodeAnswer(t, rec)["connector_id"].(string)
 		if id == "dryRunConnector" {
-			if ids := a.store.ids(indexstore.Connectors); len(ids) != 0 {
+			if ids := a.store.connectors.IDs(); len(ids) != 0 {
 				t.Fatalf("dry run stored %v", ids)
 			}
 			return
@@ -181,18 +195,19 @@ func FuzzUpdateConnector(f *testing.F) {
 }
 
 func FuzzRegisterModel(f *testing.F) {
-	// The connector each run creates first is connectors-1.
+	// Each run creates a connector and a model group first; CONN and GROUP
+	// in a body stand for their ids.
 	inline := toJSON(f, map[string]any{"name": "inline", "function_name": "remote", "connector": openAIConnector()})
 	inlineSigV4 := toJSON(f, map[string]any{"name": "bedrock", "function_name": "remote", "connector": bedrockConnector(),
 		"interface": map[string]any{"input": "{}", "output": "{}"}})
 	for _, s := range []string{
-		`{"name":"m","function_name":"remote","connector_id":"connectors-1"}`,
-		`{"name":"m","function_name":"REMOTE","connector_id":"connectors-1","description":"d","is_enabled":true,
+		`{"name":"m","function_name":"remote","connector_id":"CONN"}`,
+		`{"name":"m","function_name":"REMOTE","connector_id":"CONN","description":"d","is_enabled":true,
 			"rate_limiter":{"limit":"4","unit":"MINUTES"},"deploy_setting":{"is_auto_deploy_enabled":true},"guardrails":{"type":"local_regex"}}`,
-		`{"name":"m","function_name":"remote","connector_id":"connectors-1","model_group_id":"model-groups-1"}`,
+		`{"name":"m","function_name":"remote","connector_id":"CONN","model_group_id":"GROUP"}`,
 		`{"name":"m","function_name":"remote","connector_id":"nope"}`,
 		`{"name":"m","function_name":"remote"}`,
-		`{"name":"m","function_name":"text_embedding","connector_id":"connectors-1"}`,
+		`{"name":"m","function_name":"text_embedding","connector_id":"CONN"}`,
 		`{"name":"m","function_name":"remote","connector":{"actions":[]}}`,
 		`{"name":"m","function_name":"remote","connector":null,"connector_id":""}`,
 		`{"name":"m","function_name":"remote","connector":{"credential":{"k":"v"},"actions":[{"action_type":"execute","method":"POST","url":"https://api.openai.com/v1"}]}}`,
@@ -206,9 +221,9 @@ func FuzzRegisterModel(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string, deploy bool) {
 		a := base
 		a.store.reset()
-		if id := a.createConnector(t, openAIConnector()); id != "connectors-1" {
-			t.Fatalf("got connector id %q, want connectors-1", id)
-		}
+		conn := a.createConnector(t, openAIConnector())
+		group := a.mustDo(t, http.MethodPost, groupsPath+"_register", `{"name":"fuzz-group"}`)["model_group_id"].(string)
+		body = strings.NewReplacer(`"CONN"`, strconv.Quote(conn), `"GROUP"`, strconv.Quote(group)).Replace(body)
 		path := registerPath
 		if deploy {
 			path += "?deploy=true"
@@ -216,7 +231,7 @@ func FuzzRegisterModel(f *testing.F) {
 		rec := a.do(t, http.MethodPost, path, body)
 		no5xx(t, rec, body)
 		if rec.Code != http.StatusOK {
-			if ids := a.store.ids(indexstore.Models); len(ids) != 0 {
+			if ids := a.store.models.IDs(); len(ids) != 0 {
 				t.Fatalf("refused register stored models %v", ids)
 			}
 			return
@@ -226,7 +241,7 @@ func FuzzRegisterModel(f *testing.F) {
 		if m.Connector != nil {
 			checkStoredCredential(t, a, m.Connector, inputCredential(t, body, true))
 		}
-		if deploy && m.ModelState != stateDeployed {
+		if deploy && m.ModelState != indexstore.ModelDeployed {
 			t.Fatalf("got state %q with ?deploy=true, want DEPLOYED", m.ModelState)
 		}
 		get := a.do(t, http.MethodGet, modelsPath+id, "")
@@ -282,7 +297,7 @@ func FuzzFlexString(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var s flexString
+		var s connector.FlexString
 		err := s.UnmarshalJSON(data)
 		if !json.Valid(data) {
 			return // an error or not: the JSON decoder only ever passes valid values
@@ -305,7 +320,7 @@ func FuzzFlexString(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var again flexString
+			var again connector.FlexString
 			if err := again.UnmarshalJSON(b); err != nil || again != s {
 				t.Fatalf("round trip of %q: got %q, %v", s, again, err)
 			}
@@ -322,14 +337,14 @@ func FuzzFlexString(f *testing.F) {
 				t.Fatalf("%q: got %q, want its compact text %q", data, s, want.String())
 			}
 			// Round trip: the text is JSON again and reads back unchanged.
-			var again flexString
+			var again connector.FlexString
 			if err := again.UnmarshalJSON([]byte(s)); err != nil || again != s {
 				t.Fatalf("round trip of %q: got %q, %v", s, again, err)
 			}
 		}
 		// Through the decoder, as in a request body.
 		var v struct {
-			V flexString `json:"v"`
+			V connector.FlexString `json:"v"`
 		}
 		doc := append(append([]byte(`{"v":`), data...), '}')
 		if err := json.Unmarshal(doc, &v); err != nil || v.V != s {

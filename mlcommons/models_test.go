@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 )
 
 const (
@@ -32,22 +33,22 @@ func (a *testAPI) registerModel(t testing.TB, name, connectorID, query string) s
 	return id
 }
 
-func storedModel(t *testing.T, a *testAPI, id string) Model {
+func storedModel(t testing.TB, a *testAPI, id string) indexstore.Model {
 	t.Helper()
-	var m Model
-	if err := json.Unmarshal([]byte(a.store.raw(indexstore.Models, id)), &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return decodeRaw[indexstore.Model](t, "model "+id, a.store.models.Raw(id))
 }
 
-func storedTask(t *testing.T, a *testAPI, id string) Task {
+func storedTask(t testing.TB, a *testAPI, id string) indexstore.Task {
 	t.Helper()
-	var task Task
-	if err := json.Unmarshal([]byte(a.store.raw(indexstore.Tasks, id)), &task); err != nil {
-		t.Fatal(err)
+	return decodeRaw[indexstore.Task](t, "task "+id, a.store.tasks.Raw(id))
+}
+
+// storedIDs are the ids stored in every collection but the config.
+func storedIDs(a *testAPI) map[indexstore.Collection][]string {
+	return map[indexstore.Collection][]string{
+		indexstore.Connectors: a.store.connectors.IDs(), indexstore.Models: a.store.models.IDs(),
+		indexstore.ModelGroups: a.store.modelGroups.IDs(), indexstore.Tasks: a.store.tasks.IDs(),
 	}
-	return task
 }
 
 func TestRegisterModelValidation(t *testing.T) {
@@ -108,8 +109,8 @@ func TestRegisterModelValidation(t *testing.T) {
 				body = strings.ReplaceAll(toJSON(t, tt.body), `"CONN"`, `"`+conn+`"`)
 			}
 			wantError(t, a.do(t, http.MethodPost, registerPath+tt.query, body), tt.status, tt.errType, tt.reason)
-			for _, c := range []indexstore.Collection{indexstore.Models, indexstore.Tasks, indexstore.ModelGroups} {
-				if ids := a.store.ids(c); len(ids) != 0 {
+			for c, ids := range storedIDs(a) {
+				if c != indexstore.Connectors && len(ids) != 0 {
 					t.Errorf("got stored %s %v, want none", c, ids)
 				}
 			}
@@ -129,12 +130,12 @@ func TestRegisterModel(t *testing.T) {
 		t.Errorf("answer mismatch (-want +got):\n%s", diff)
 	}
 
-	groups := a.store.ids(indexstore.ModelGroups)
+	groups := a.store.modelGroups.IDs()
 	if len(groups) != 1 {
 		t.Fatalf("got model groups %v, want one", groups)
 	}
 	now := testNow.UnixMilli()
-	wantModel := Model{
+	wantModel := indexstore.Model{
 		Name: "embedder", ModelGroupID: groups[0], Algorithm: "REMOTE", ModelVersion: "1", Description: "d",
 		ModelState: "REGISTERED", ConnectorID: conn, RateLimiter: json.RawMessage(`{"limit":"4","unit":"MINUTES"}`),
 		CreatedTime: now, LastUpdatedTime: now, LastRegisteredTime: now,
@@ -142,18 +143,15 @@ func TestRegisterModel(t *testing.T) {
 	if diff := cmp.Diff(wantModel, storedModel(t, a, modelID)); diff != "" {
 		t.Errorf("stored model mismatch (-want +got):\n%s", diff)
 	}
-	if src := a.store.source(t, indexstore.Models, modelID); src["is_hidden"] != false {
+	if src := decodeRaw[map[string]any](t, "model", a.store.models.Raw(modelID)); src["is_hidden"] != false {
 		t.Errorf("got is_hidden %v, want false written", src["is_hidden"])
 	}
-	wantGroup := ModelGroup{Name: "embedder", LatestVersion: 1, Access: "public", CreatedTime: now, LastUpdatedTime: now}
-	var group ModelGroup
-	if err := json.Unmarshal([]byte(a.store.raw(indexstore.ModelGroups, groups[0])), &group); err != nil {
-		t.Fatal(err)
-	}
+	wantGroup := indexstore.ModelGroup{Name: "embedder", LatestVersion: 1, Access: "public", CreatedTime: now, LastUpdatedTime: now}
+	group := decodeRaw[indexstore.ModelGroup](t, "model group", a.store.modelGroups.Raw(groups[0]))
 	if diff := cmp.Diff(wantGroup, group); diff != "" {
 		t.Errorf("stored model group mismatch (-want +got):\n%s", diff)
 	}
-	wantTask := Task{ModelID: modelID, TaskType: "REGISTER_MODEL", FunctionName: "REMOTE", State: "COMPLETED",
+	wantTask := indexstore.Task{ModelID: modelID, TaskType: "REGISTER_MODEL", FunctionName: "REMOTE", State: "COMPLETED",
 		WorkerNode: []string{testNodeID}, CreateTime: now, LastUpdateTime: now}
 	if diff := cmp.Diff(wantTask, storedTask(t, a, taskID)); diff != "" {
 		t.Errorf("stored task mismatch (-want +got):\n%s", diff)
@@ -165,10 +163,10 @@ func TestRegisterModel(t *testing.T) {
 		if m.ModelGroupID != groups[0] || m.ModelVersion != "2" {
 			t.Errorf("got group %q version %q, want %q version %q", m.ModelGroupID, m.ModelVersion, groups[0], "2")
 		}
-		if got := a.store.ids(indexstore.ModelGroups); len(got) != 1 {
+		if got := a.store.modelGroups.IDs(); len(got) != 1 {
 			t.Errorf("got model groups %v, want still one", got)
 		}
-		if v := a.store.source(t, indexstore.ModelGroups, groups[0])["latest_version"]; v != float64(2) {
+		if v := decodeRaw[map[string]any](t, "model group", a.store.modelGroups.Raw(groups[0]))["latest_version"]; v != float64(2) {
 			t.Errorf("got latest_version %v, want 2", v)
 		}
 	})
@@ -209,7 +207,7 @@ func TestRegisterModelInlineConnector(t *testing.T) {
 		"name": "inline", "function_name": "remote", "connector": openAIConnector()}))
 	id := res["model_id"].(string)
 
-	raw := a.store.raw(indexstore.Models, id)
+	raw := string(a.store.models.Raw(id))
 	if strings.Contains(raw, openAIKey) {
 		t.Errorf("stored model holds the plaintext credential: %s", raw)
 	}
@@ -235,7 +233,7 @@ func TestRegisterModelInlineConnector(t *testing.T) {
 	if strings.Contains(rec.Body.String(), `"credential"`) || strings.Contains(rec.Body.String(), "mlsc1:") {
 		t.Errorf("GET model answered the credential: %s", rec.Body)
 	}
-	var got Model
+	var got modelJSON
 	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
@@ -252,14 +250,14 @@ func TestRegisterModelDeploy(t *testing.T) {
 			id := a.registerModel(t, "m", conn, query)
 			m := storedModel(t, a, id)
 			one, all := 1, true
-			want := Model{ModelState: "DEPLOYED", PlanningWorkerNodes: []string{testNodeID}, PlanningWorkerNodeCount: &one,
+			want := indexstore.Model{ModelState: "DEPLOYED", PlanningWorkerNodes: []string{testNodeID}, PlanningWorkerNodeCount: &one,
 				CurrentWorkerNodeCount: &one, DeployToAllNodes: &all, LastDeployedTime: testNow.UnixMilli()}
-			got := Model{ModelState: m.ModelState, PlanningWorkerNodes: m.PlanningWorkerNodes, PlanningWorkerNodeCount: m.PlanningWorkerNodeCount,
+			got := indexstore.Model{ModelState: m.ModelState, PlanningWorkerNodes: m.PlanningWorkerNodes, PlanningWorkerNodeCount: m.PlanningWorkerNodeCount,
 				CurrentWorkerNodeCount: m.CurrentWorkerNodeCount, DeployToAllNodes: m.DeployToAllNodes, LastDeployedTime: m.LastDeployedTime}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("deployed model mismatch (-want +got):\n%s", diff)
 			}
-			if tasks := a.store.ids(indexstore.Tasks); len(tasks) != 2 {
+			if tasks := a.store.tasks.IDs(); len(tasks) != 2 {
 				t.Errorf("got tasks %v, want a register and a deploy task", tasks)
 			}
 		})
@@ -294,7 +292,7 @@ func TestBoolParam(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := boolParam(httptest.NewRequest(http.MethodPost, "/x"+tt.query, nil), "deploy")
 			if tt.wantErr != "" {
-				e, ok := err.(*Error)
+				e, ok := mlerr.From(err)
 				if !ok || e.Status != 400 || e.Reason != tt.wantErr {
 					t.Errorf("got error %v, want 400 %q", err, tt.wantErr)
 				}
@@ -369,13 +367,13 @@ func TestDeployErrors(t *testing.T) {
 	wantError(t, a.do(t, http.MethodPost, modelsPath+"nope/_deploy", ""), 404, "status_exception",
 		"Failed to find model with the provided model id: nope")
 
-	a.store.put(t, indexstore.Models, "orphan", Model{Name: "o", Algorithm: algorithmRemote, ModelState: stateRegistered, ConnectorID: "gone"})
+	a.store.models.Put("orphan", &indexstore.Model{Name: "o", Algorithm: indexstore.AlgorithmRemote, ModelState: indexstore.ModelRegistered, ConnectorID: "gone"})
 	wantError(t, a.do(t, http.MethodPost, modelsPath+"orphan/_deploy", ""), 404, "status_exception",
 		"Failed to find connector with the provided connector id: gone")
 	if got := storedModel(t, a, "orphan").ModelState; got != "DEPLOY_FAILED" {
 		t.Errorf("got state %q, want DEPLOY_FAILED", got)
 	}
-	tasks := a.store.ids(indexstore.Tasks)
+	tasks := a.store.tasks.IDs()
 	if len(tasks) != 1 {
 		t.Fatalf("got tasks %v, want one", tasks)
 	}
@@ -413,19 +411,19 @@ func TestDeleteModelStates(t *testing.T) {
 		state   string
 		refused bool
 	}{
-		{stateDeployed, true}, {stateDeploying, true}, {statePartiallyDeploy, true},
-		{stateRegistered, false}, {stateUndeployed, false}, {stateDeployFailed, false},
+		{indexstore.ModelDeployed, true}, {indexstore.ModelDeploying, true}, {indexstore.ModelPartiallyDeployed, true},
+		{indexstore.ModelRegistered, false}, {indexstore.ModelUndeployed, false}, {indexstore.ModelDeployFailed, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.state, func(t *testing.T) {
 			a := newTestAPI(t)
-			a.store.put(t, indexstore.Models, "m", Model{Name: "m", Algorithm: algorithmRemote, ModelState: tt.state})
+			a.store.models.Put("m", &indexstore.Model{Name: "m", Algorithm: indexstore.AlgorithmRemote, ModelState: tt.state})
 			rec := a.do(t, http.MethodDelete, modelsPath+"m", "")
 			if tt.refused {
 				wantError(t, rec, 400, "status_exception", "Model cannot be deleted in deploying or deployed state. Try undeploy model first then delete")
 				return
 			}
-			if rec.Code != 200 || a.store.raw(indexstore.Models, "m") != "" {
+			if rec.Code != 200 || a.store.models.Raw("m") != nil {
 				t.Errorf("got status %d and the model still stored, want it deleted; body %s", rec.Code, rec.Body)
 			}
 		})
@@ -465,9 +463,9 @@ func TestUpdateModel(t *testing.T) {
 			if tt.inline {
 				id = inline
 			}
-			before := a.store.raw(indexstore.Models, id)
+			before := string(a.store.models.Raw(id))
 			wantError(t, a.do(t, http.MethodPut, modelsPath+id, tt.body), tt.status, tt.errType, tt.reason)
-			if after := a.store.raw(indexstore.Models, id); after != before {
+			if after := string(a.store.models.Raw(id)); after != before {
 				t.Errorf("refused update changed the model:\nbefore %s\nafter  %s", before, after)
 			}
 		})
@@ -480,7 +478,7 @@ func TestUpdateModel(t *testing.T) {
 	})
 	t.Run("deploying", func(t *testing.T) {
 		a, _, _, _ := setup(t)
-		a.store.put(t, indexstore.Models, "busy", Model{Name: "b", Algorithm: algorithmRemote, ModelState: stateDeploying})
+		a.store.models.Put("busy", &indexstore.Model{Name: "b", Algorithm: indexstore.AlgorithmRemote, ModelState: indexstore.ModelDeploying})
 		wantError(t, a.do(t, http.MethodPut, modelsPath+"busy", `{"name":"x"}`), 400, "illegal_argument_exception",
 			"Model is deploying. Please wait for the model to complete deployment. model ID busy")
 	})
@@ -585,17 +583,17 @@ func TestDeleteTask(t *testing.T) {
 		state   string
 		refused bool
 	}{
-		{taskCreated, true}, {taskRunning, true}, {taskCancelling, true},
-		{taskCompleted, false}, {taskFailed, false}, {"CANCELLED", false}, {"EXPIRED", false},
+		{indexstore.TaskCreated, true}, {indexstore.TaskRunning, true}, {indexstore.TaskCancelling, true},
+		{indexstore.TaskCompleted, false}, {indexstore.TaskFailed, false}, {indexstore.TaskCancelled, false}, {indexstore.TaskExpired, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.state, func(t *testing.T) {
 			a := newTestAPI(t)
-			a.store.put(t, indexstore.Tasks, "t1", Task{TaskType: "BATCH_PREDICTION", State: tt.state})
+			a.store.tasks.Put("t1", &indexstore.Task{TaskType: "BATCH_PREDICTION", State: tt.state})
 			rec := a.do(t, http.MethodDelete, tasksPath+"t1", "")
 			if tt.refused {
 				wantError(t, rec, 409, "exception", "Task cannot be deleted in running state. Try after some time.")
-				if a.store.raw(indexstore.Tasks, "t1") == "" {
+				if a.store.tasks.Raw("t1") == nil {
 					t.Errorf("refused delete removed the task")
 				}
 				return
