@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/mlsidecar/mlsidecar/mlcommons/connector"
 	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
+	"github.com/mlsidecar/mlsidecar/mlcommons/template"
 )
 
 // StatusRules map a provider's job status to a task state (ML Commons'
@@ -80,11 +82,13 @@ func remoteJob(function string, body []byte) (map[string]any, error) {
 	if len(out) == 0 || out[0].DataAsMap == nil {
 		return nil, notAnObject
 	}
-	job := out[0].DataAsMap
-	if r, ok := job["response"]; ok && len(job) == 1 {
-		if _, isText := r.(string); isText {
+	if function == "" {
+		// Without a post-process function the answer itself must be the
+		// job: a JSON object (the default function wraps anything else).
+		text := strings.TrimSpace(string(body))
+		if !strings.HasPrefix(text, "{") || !template.IsJSON(text) {
 			return nil, notAnObject
 		}
 	}
-	return job, nil
+	return out[0].DataAsMap, nil
 }

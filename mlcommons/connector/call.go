@@ -14,11 +14,6 @@ import (
 
 const protocolSigV4 = "aws_sigv4"
 
-// Provider is the provider of the bound connector's action URL.
-func (b *Bound) Provider(act *indexstore.ConnectorAction) provider.Provider {
-	return provider.Of(b.Connector, act.URL)
-}
-
 // HeadersAction is the action whose headers a batch call sends: ML Commons
 // sends the predict action's; a connector without one uses the action's own.
 func HeadersAction(c *indexstore.Connector, act *indexstore.ConnectorAction) *indexstore.ConnectorAction {
