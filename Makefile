@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin/mlsidecar
 PKGS     = $(shell $(GO) list ./... | grep -v /e2e)
 
-.PHONY: all build run test vet unit e2e fuzz fuzz-short bench-proxy bench-batch clean
+.PHONY: all build run test vet unit e2e os-fetch fuzz fuzz-short bench-proxy bench-batch clean
 
 all: build
 
@@ -24,11 +24,15 @@ vet:
 	$(GO) vet ./...
 	$(GO) vet -tags bench ./e2e
 
-unit:
+# The OpenSearch test node's jars (Maven, Java 17): indexstore's tests and
+# the e2e suite run against a real node.
+os-fetch:
+	bash e2e/opensearch/node.sh fetch
+
+unit: os-fetch
 	$(GO) test -race -count=1 $(PKGS)
 
-e2e: build
-	bash e2e/opensearch/node.sh fetch
+e2e: build os-fetch
 	MLSIDECAR_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 40m -v ./e2e/... 2>&1 | grep -v '^=== \(RUN\|PAUSE\|CONT\)'; exit $${PIPESTATUS[0]}
 
 # Every fuzz target of every package for FUZZTIME each; `make test` runs them
@@ -54,8 +58,7 @@ bench-proxy: build
 # Batch predict: submission overhead and one poll cycle over BENCH_BATCH_TASKS
 # (default 10000) open tasks, against the OpenAI double and a real node;
 # prints ratios to the double alone. Not part of `make test`.
-bench-batch: build
-	bash e2e/opensearch/node.sh fetch
+bench-batch: build os-fetch
 	MLSIDECAR_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -count=1 -timeout 60m -v -run 'TestBenchBatch|TestBatchTwoReplicasShareAndTakeOver' ./e2e/
 
 clean:
