@@ -24,14 +24,6 @@ func parseConnectorInput(r *http.Request, update bool) (*connector.Input, error)
 	return &in, nil
 }
 
-// notFoundAs turns the store's ErrNotFound into the resource's own answer.
-func notFoundAs(err, notFound error) error {
-	if errors.Is(err, indexstore.ErrNotFound) {
-		return notFound
-	}
-	return err
-}
-
 func (a *API) createConnector(r *http.Request) (any, error) {
 	in, err := parseConnectorInput(r, false)
 	if err != nil {

@@ -17,15 +17,15 @@ type modelGroupInput struct {
 	AddAllBackendRoles *bool    `json:"add_all_backend_roles"`
 }
 
+// modelAccessControlRefused is what ML Commons says to access-control
+// fields on a cluster without model access control.
+var modelAccessControlRefused = mlerr.IllegalArgument("You cannot specify model access control parameters because the Security plugin or model access control is disabled on your cluster.")
+
 func (in *modelGroupInput) accessControl() error {
 	if in.AccessMode != nil || len(in.BackendRoles) > 0 || in.AddAllBackendRoles != nil {
 		return modelAccessControlRefused
 	}
 	return nil
-}
-
-func modelGroupNotFound(id string) error {
-	return mlerr.Status(http.StatusNotFound, "Failed to find model group with the provided model group id: %s", id)
 }
 
 // nameTaken refuses a group name another group (not self) already has.

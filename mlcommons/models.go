@@ -30,14 +30,6 @@ type registerInput struct {
 	AddAllBackendRoles *bool            `json:"add_all_backend_roles"`
 }
 
-func modelNotFound(id string) error {
-	return mlerr.Status(http.StatusNotFound, "Failed to find model with the provided model id: %s", id)
-}
-
-// modelAccessControlRefused is what ML Commons says to access-control
-// fields on a cluster without model access control.
-var modelAccessControlRefused = mlerr.IllegalArgument("You cannot specify model access control parameters because the Security plugin or model access control is disabled on your cluster.")
-
 func (a *API) registerModel(r *http.Request) (any, error) {
 	deploy, err := boolParam(r, "deploy")
 	if err != nil {

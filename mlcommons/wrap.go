@@ -101,6 +101,22 @@ func writeError(w http.ResponseWriter, e *mlerr.Error) {
 	_, _ = w.Write(body)
 }
 
+// notFoundAs turns the store's ErrNotFound into the resource's own answer.
+func notFoundAs(err, notFound error) error {
+	if errors.Is(err, indexstore.ErrNotFound) {
+		return notFound
+	}
+	return err
+}
+
+func modelNotFound(id string) error {
+	return mlerr.Status(http.StatusNotFound, "Failed to find model with the provided model id: %s", id)
+}
+
+func modelGroupNotFound(id string) error {
+	return mlerr.Status(http.StatusNotFound, "Failed to find model group with the provided model group id: %s", id)
+}
+
 // readBody reads a request body within the limit wrap set.
 func readBody(r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(r.Body)
