@@ -58,14 +58,31 @@ type Config struct {
 	// the config index (created on first start) encrypts credentials.
 	MasterKeyFile string
 	MasterKeys    []byte
+	// AllowStoredMasterKey keeps the master key in the config index of a
+	// cluster with the security plugin when MasterKeyFile is empty.
+	AllowStoredMasterKey bool
 	// TrustedEndpoints are the regexes an outbound URL must match as a
 	// whole (each anchored here, as Java's String.matches does); by default
 	// ML Commons 2.19's list.
 	TrustedEndpoints      []*regexp.Regexp
 	AllowPrivateEndpoints bool
 	MaxRequestBodyBytes   int64
+	// MaxRequestHeaderBytes bounds a request's header block, counted as
+	// OpenSearch counts it (see --max-request-header-bytes).
+	MaxRequestHeaderBytes int
 	NodeID                string
 	AuthCacheTTL          time.Duration
+	// MLFullAccessRoles and MLReadOnlyRoles authorize ML callers by role
+	// name when the service account cannot read the cluster's security
+	// configuration.
+	MLFullAccessRoles, MLReadOnlyRoles []string
+	// Authentication is "cluster" (ML callers authenticated by the cluster's
+	// security plugin) or "none" (an explicit choice: every ML caller is
+	// anonymous, for clusters without the security plugin).
+	Authentication string
+	// SecurityConfigRefresh is how long a read of the cluster's role
+	// definitions is used.
+	SecurityConfigRefresh time.Duration
 
 	// Batch predict.
 	BatchPollInterval      time.Duration
@@ -87,8 +104,12 @@ type StatusRule struct {
 }
 
 // DefaultTrustedEndpoints is ML Commons 2.19's default value of
-// plugins.ml_commons.trusted_connector_endpoints_regex, in its order. The
-// slice is new on every call.
+// plugins.ml_commons.trusted_connector_endpoints_regex, in its order, with
+// each ".*[a-z0-9-]" inside an AWS host narrowed to one host label
+// "[a-z0-9-]+": ".*" also matches ".", "/" and "@", so the upstream patterns
+// trust "https://bedrock.evil.example/x.amazonaws.com/". Every regional AWS
+// host the upstream list allows still matches. The slice is new on every
+// call.
 func DefaultTrustedEndpoints() []string { return append([]string(nil), defaultTrustedEndpoints...) }
 
 // TrustedRegexp compiles a trusted endpoint regex so that it matches a
@@ -99,17 +120,17 @@ func TrustedRegexp(expr string) (*regexp.Regexp, error) {
 }
 
 var defaultTrustedEndpoints = []string{
-	`^https://runtime\.sagemaker\..*[a-z0-9-]\.amazonaws\.com/.*$`,
-	`^https://api\.sagemaker\..*[a-z0-9-]\.amazonaws\.com/.*$`,
+	`^https://runtime\.sagemaker\.[a-z0-9-]+\.amazonaws\.com/.*$`,
+	`^https://api\.sagemaker\.[a-z0-9-]+\.amazonaws\.com/.*$`,
 	`^https://api\.openai\.com/.*$`,
 	`^https://api\.cohere\.ai/.*$`,
 	`^https://api\.deepseek\.com/.*$`,
-	`^https://bedrock-runtime\..*[a-z0-9-]\.amazonaws\.com/.*$`,
-	`^https://bedrock-agent-runtime\..*[a-z0-9-]\.amazonaws\.com/.*$`,
-	`^https://bedrock\..*[a-z0-9-]\.amazonaws\.com/.*$`,
-	`^https://textract\..*[a-z0-9-]\.amazonaws\.com$`,
-	`^https://comprehend\..*[a-z0-9-]\.amazonaws\.com$`,
-	`^https://rekognition(-fips)?\..*[a-z0-9-]\.amazonaws\.com$`,
+	`^https://bedrock-runtime\.[a-z0-9-]+\.amazonaws\.com/.*$`,
+	`^https://bedrock-agent-runtime\.[a-z0-9-]+\.amazonaws\.com/.*$`,
+	`^https://bedrock\.[a-z0-9-]+\.amazonaws\.com/.*$`,
+	`^https://textract\.[a-z0-9-]+\.amazonaws\.com$`,
+	`^https://comprehend\.[a-z0-9-]+\.amazonaws\.com$`,
+	`^https://rekognition(-fips)?\.[a-z0-9-]+\.amazonaws\.com$`,
 }
 
 // raw holds the options exactly as given, before parsing and validation.
@@ -128,10 +149,15 @@ type raw struct {
 	shutdownTimeout     time.Duration
 
 	indexPrefix, masterKeyFile, nodeID string
+	allowStoredMasterKey               bool
 	trustedEndpoints                   stringList
 	allowPrivateEndpoints              bool
 	maxRequestBodyBytes                int64
+	maxRequestHeaderBytes              int
 	authCacheTTL                       time.Duration
+	mlFullAccessRoles, mlReadOnlyRoles stringList
+	authentication                     string
+	securityConfigRefresh              time.Duration
 
 	batchPollInterval, batchLeaseTTL                                           time.Duration
 	batchMaxPollFailures, maxBatchTasks, batchPollConcurrency                  int
@@ -180,11 +206,19 @@ func (r *raw) flagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&r.indexPrefix, "index-prefix", ".mlsidecar-", "prefix of the hidden indices holding connectors, models, model groups, tasks and config")
 	fs.StringVar(&r.masterKeyFile, "master-key-file", "", "file of credential encryption keys, one \"<id>:<base64 of 32 bytes>\" per line, newest last; empty: a key kept in the config index")
 	r.trustedEndpoints.values = append([]string(nil), defaultTrustedEndpoints...)
-	fs.Var(&r.trustedEndpoints, "trusted-endpoint-regex", "regex a connector URL must match as a whole (repeatable; default: ML Commons' list)")
+	fs.BoolVar(&r.allowStoredMasterKey, "allow-stored-master-key", false, "on a cluster with the security plugin, keep the master key in the config index when no --master-key-file is given (readable by every role that reads all indices)")
+	fs.Var(&r.trustedEndpoints, "trusted-endpoint-regex", "regex a connector URL, as parsed (no user info or fragment), must match as a whole (repeatable; default: ML Commons' list, AWS hosts narrowed to one region label)")
 	fs.BoolVar(&r.allowPrivateEndpoints, "allow-private-endpoints", false, "let connectors reach loopback, private and link-local addresses")
 	fs.Int64Var(&r.maxRequestBodyBytes, "max-request-body-bytes", 10<<20, "largest ML API request body; larger ones get 413")
+	fs.IntVar(&r.maxRequestHeaderBytes, "max-request-header-bytes", 8<<10, "largest header block of a request (sum of \"Name: value\" lines, as OpenSearch's http.max_header_size counts); larger ones get 431")
 	fs.StringVar(&r.nodeID, "node-id", "", "name of this sidecar where ML Commons names a node (default: the host name)")
-	fs.DurationVar(&r.authCacheTTL, "auth-cache-ttl", 30*time.Second, "how long the cluster's verdict on an ML caller's credentials is reused")
+	fs.DurationVar(&r.authCacheTTL, "auth-cache-ttl", 5*time.Second, "how long the cluster's verdict on an ML caller's credentials is reused (a revoked password works this long)")
+	fs.StringVar(&r.authentication, "authentication", "cluster", "cluster: ML callers are authenticated and authorized by the cluster's security plugin; none: no authentication (a cluster without the security plugin)")
+	r.mlFullAccessRoles.values = []string{"ml_full_access", "all_access"}
+	fs.Var(&r.mlFullAccessRoles, "ml-full-access-roles", "security roles with ML Commons' full access when the service account cannot read the security configuration (repeatable)")
+	r.mlReadOnlyRoles.values = []string{"ml_read_access", "ml_readonly_access"}
+	fs.Var(&r.mlReadOnlyRoles, "ml-readonly-roles", "security roles with ML Commons' read-only access when the service account cannot read the security configuration (repeatable)")
+	fs.DurationVar(&r.securityConfigRefresh, "security-config-refresh", 30*time.Second, "how long the cluster's role definitions and action groups, read for authorizing ML callers, are used")
 	fs.DurationVar(&r.batchPollInterval, "batch-poll-interval", time.Minute, "how often every open batch task is refreshed from its provider")
 	fs.IntVar(&r.batchMaxPollFailures, "batch-max-poll-failures", 10, "consecutive failed background refreshes after which a batch task is UNREACHABLE")
 	fs.IntVar(&r.maxBatchTasks, "max-batch-inference-tasks", 100, "most open batch prediction tasks; more submissions get 429")
@@ -340,10 +374,16 @@ func (r *raw) complete() (*Config, error) {
 		ShutdownTimeout:            r.shutdownTimeout,
 		IndexPrefix:                r.indexPrefix,
 		MasterKeyFile:              r.masterKeyFile,
+		AllowStoredMasterKey:       r.allowStoredMasterKey,
 		AllowPrivateEndpoints:      r.allowPrivateEndpoints,
 		MaxRequestBodyBytes:        r.maxRequestBodyBytes,
+		MaxRequestHeaderBytes:      r.maxRequestHeaderBytes,
 		NodeID:                     r.nodeID,
 		AuthCacheTTL:               r.authCacheTTL,
+		MLFullAccessRoles:          r.mlFullAccessRoles.values,
+		Authentication:             r.authentication,
+		MLReadOnlyRoles:            r.mlReadOnlyRoles.values,
+		SecurityConfigRefresh:      r.securityConfigRefresh,
 		BatchPollInterval:          r.batchPollInterval,
 		BatchMaxPollFailures:       r.batchMaxPollFailures,
 		MaxBatchInferenceTasks:     r.maxBatchTasks,
@@ -436,6 +476,9 @@ func (r *raw) complete() (*Config, error) {
 		}
 		c.TrustedEndpoints = append(c.TrustedEndpoints, re)
 	}
+	if r.maxRequestHeaderBytes < 1024 {
+		fail("max-request-header-bytes", "must be at least 1024, got %d", r.maxRequestHeaderBytes)
+	}
 	if r.maxRequestBodyBytes < 1024 {
 		fail("max-request-body-bytes", "must be at least 1024, got %d", r.maxRequestBodyBytes)
 	}
@@ -466,6 +509,12 @@ func (r *raw) complete() (*Config, error) {
 			continue
 		}
 		c.BatchStatusRules = append(c.BatchStatusRules, StatusRule{State: strings.ToUpper(rule.state), Regex: re})
+	}
+	if r.authentication != "cluster" && r.authentication != "none" {
+		fail("authentication", "must be cluster or none, got %q", r.authentication)
+	}
+	if r.securityConfigRefresh <= 0 {
+		fail("security-config-refresh", "must be positive, got %s", r.securityConfigRefresh)
 	}
 	if r.authCacheTTL < 0 {
 		fail("auth-cache-ttl", "must not be negative, got %s", r.authCacheTTL)

@@ -163,6 +163,9 @@ func startSidecarUnready(t *testing.T, extraArgs ...string) *sidecar {
 		"--listen-address", "127.0.0.1:0",
 		"--internal-listen-address", "127.0.0.1:0",
 		"--upstream", node.url(),
+		// The shared node has no security plugin; tests of a secured
+		// cluster pass --authentication cluster.
+		"--authentication", "none",
 		"--upstream-check-interval", "200ms",
 		"--log-level", "debug",
 	}, extraArgs...)

@@ -208,3 +208,49 @@ func statusError(status int, body []byte) error {
 	}
 	return &StatusError{Status: status, Type: cause.Type, Reason: cause.Reason}
 }
+
+// ClusterPermissions reads the cluster's role definitions and action groups
+// through the security plugin's REST API, with the sidecar's account:
+// role → cluster_permissions and action group → allowed_actions, built-in
+// (static) ones included. An account that may not read them gets a
+// *StatusError 401 or 403; a cluster without the security plugin a 400 or
+// ErrNotFound.
+func (s *Store) ClusterPermissions(ctx context.Context) (roles, groups map[string][]string, err error) {
+	var r map[string]struct {
+		ClusterPermissions []string `json:"cluster_permissions"`
+	}
+	if err := s.do(ctx, http.MethodGet, "/_plugins/_security/api/roles", nil, nil, &r); err != nil {
+		return nil, nil, err
+	}
+	var g map[string]struct {
+		AllowedActions []string `json:"allowed_actions"`
+	}
+	if err := s.do(ctx, http.MethodGet, "/_plugins/_security/api/actiongroups", nil, nil, &g); err != nil {
+		return nil, nil, err
+	}
+	roles = make(map[string][]string, len(r))
+	for name, role := range r {
+		roles[name] = role.ClusterPermissions
+	}
+	groups = make(map[string][]string, len(g))
+	for name, group := range g {
+		groups[name] = group.AllowedActions
+	}
+	return roles, groups, nil
+}
+
+// SecurityEnabled reports whether the cluster has the security plugin: its
+// authinfo answers the sidecar's account (or refuses it).
+func (s *Store) SecurityEnabled(ctx context.Context) (bool, error) {
+	err := s.do(ctx, http.MethodGet, "/_plugins/_security/authinfo", nil, nil, nil)
+	var se *StatusError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNotFound), errors.As(err, &se) && se.Status == http.StatusBadRequest:
+		return false, nil
+	case errors.As(err, &se) && (se.Status == http.StatusUnauthorized || se.Status == http.StatusForbidden):
+		return true, nil
+	}
+	return false, err
+}

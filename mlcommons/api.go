@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
+	"github.com/mlsidecar/mlsidecar/mlcommons/auth"
 	"github.com/mlsidecar/mlsidecar/mlcommons/batch"
 	"github.com/mlsidecar/mlsidecar/mlcommons/connector"
 	"github.com/mlsidecar/mlsidecar/mlcommons/outbound"
@@ -39,6 +40,14 @@ type Store interface {
 	// Search runs a caller's search; only the _search routes use it.
 	Search(ctx context.Context, c indexstore.Collection, body []byte, params url.Values) (json.RawMessage, error)
 	EnsureIndices(ctx context.Context) error
+	// SecurityEnabled reports whether the cluster has the security plugin.
+	SecurityEnabled(ctx context.Context) (bool, error)
+}
+
+// Authorizer decides whether a caller may run an ML Commons action
+// (*auth.Authorizer).
+type Authorizer interface {
+	Authorize(ctx context.Context, u auth.User, action string) error
 }
 
 // Options configure the API. Every field is required.
@@ -52,15 +61,23 @@ type Options struct {
 	NodeID string
 	// MaxBodyBytes bounds request bodies; larger ones get 413.
 	MaxBodyBytes int64
-	Batch        batch.Settings
-	Logger       *slog.Logger
-	Registerer   prometheus.Registerer
-	Now          func() time.Time
+	// Authorizer decides whether the caller may run a route's action.
+	Authorizer Authorizer
+	// StoredKeyAllowed lets a secured cluster's config index keep the
+	// master key when no key file is configured.
+	StoredKeyAllowed bool
+	Batch      batch.Settings
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
 }
 
 // API is the ML Commons REST API.
 type API struct {
 	store      Store
+	authz      Authorizer
+	// storedKeyAllowed: see Options.StoredKeyAllowed.
+	storedKeyAllowed bool
 	connectors *connector.Service
 	batch      *batch.Service
 	remote     connector.Doer
@@ -80,7 +97,7 @@ type API struct {
 // New returns the ML Commons API. It serves requests once Bootstrap has
 // succeeded.
 func New(o Options) *API {
-	a := &API{store: o.Store, remote: o.Remote, nodeID: o.NodeID, maxBody: o.MaxBodyBytes, log: o.Logger, now: o.Now}
+	a := &API{store: o.Store, authz: o.Authorizer, storedKeyAllowed: o.StoredKeyAllowed, remote: o.Remote, nodeID: o.NodeID, maxBody: o.MaxBodyBytes, log: o.Logger, now: o.Now}
 	a.connectors = connector.New(connector.Options{Store: o.Store, Keys: a.keyring, Guard: o.Guard, Deploy: a.autoDeploy})
 	a.batch = batch.New(batch.Options{Store: o.Store, Binder: a.connectors, Remote: o.Remote, Settings: o.Batch,
 		NodeID: o.NodeID, Logger: o.Logger, Registerer: o.Registerer, Now: o.Now})

@@ -161,7 +161,7 @@ func TestCreateConnectorValidation(t *testing.T) {
 			},
 			status: 400, errType: "illegal_argument_exception", reason: untrustedText + "https://evil.example.com/v1/x"},
 		{name: "url password masked", change: func(m map[string]any) { action(m)["url"] = "https://user:hunter2@evil.example.com/v1" },
-			status: 400, errType: "illegal_argument_exception", reason: untrustedText + "https://user:xxxxx@evil.example.com/v1"},
+			status: 400, errType: "illegal_argument_exception", reason: "Connector URL must not contain user info, URL is: https://xxxxx@evil.example.com/v1"},
 		{name: "painless pre_process_function", change: func(m map[string]any) { action(m)["pre_process_function"] = "return params.text_docs;" },
 			status: 400, errType: "illegal_argument_exception",
 			reason: "Painless scripts in pre_process_function and post_process_function cannot run in mlsidecar; use one of the built-in functions: " + builtins},

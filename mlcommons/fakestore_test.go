@@ -23,6 +23,7 @@ import (
 	"github.com/mlsidecar/mlsidecar/config"
 	"github.com/mlsidecar/mlsidecar/indexstore"
 	"github.com/mlsidecar/mlsidecar/indexstore/storetest"
+	"github.com/mlsidecar/mlsidecar/mlcommons/auth"
 	"github.com/mlsidecar/mlsidecar/mlcommons/batch"
 	"github.com/mlsidecar/mlsidecar/mlcommons/outbound"
 	"github.com/mlsidecar/mlsidecar/mlcommons/remote"
@@ -35,6 +36,8 @@ import (
 // collection, uninterpreted: the query language is OpenSearch's business,
 // what the handlers send and do with the answer is these tests'.
 type fakeStore struct {
+	secured bool // SecurityEnabled
+
 	connectors  *storetest.Repo[indexstore.Connector]
 	models      *storetest.Repo[indexstore.Model]
 	modelGroups *storetest.Repo[indexstore.ModelGroup]
@@ -81,6 +84,10 @@ func (s *fakeStore) Models() indexstore.Repo[indexstore.Model]           { retur
 func (s *fakeStore) ModelGroups() indexstore.Repo[indexstore.ModelGroup] { return s.modelGroups }
 func (s *fakeStore) Tasks() indexstore.Repo[indexstore.Task]             { return s.tasks }
 func (s *fakeStore) MasterKeys() indexstore.Repo[indexstore.MasterKey]   { return s.masterKeys }
+
+// SecurityEnabled: the fake cluster has no security plugin unless a test
+// says so.
+func (s *fakeStore) SecurityEnabled(context.Context) (bool, error) { return s.secured, nil }
 
 func (s *fakeStore) EnsureIndices(context.Context) error { return nil }
 
@@ -324,6 +331,12 @@ type testOptions struct {
 	remote doerFunc
 	// keyFile is the --master-key-file contents; nil uses a stored key.
 	keyFile []byte
+	// authinfo is the cluster's authinfo endpoint; nil is a cluster without
+	// the security plugin (every caller anonymous).
+	authinfo http.HandlerFunc
+	// perms are the cluster's role definitions; nil: the sidecar's account
+	// cannot read them.
+	perms *auth.Permissions
 }
 
 // newTestAPI builds the API with the real outbound guard and ML Commons'
@@ -354,8 +367,29 @@ func newTestAPIWith(t testing.TB, o testOptions) *testAPI {
 		doer = noProvider(t)
 	}
 	store := newFakeStore()
+	// The real authentication middleware and authorizer, against a test
+	// authinfo endpoint and test role definitions.
+	authinfo := o.authinfo
+	if authinfo == nil {
+		authinfo = func(w http.ResponseWriter, _ *http.Request) { http.NotFound(w, nil) }
+	}
+	cluster := httptest.NewServer(authinfo)
+	t.Cleanup(cluster.Close)
+	upstream, _ := url.Parse(cluster.URL)
+	// Without an authinfo, the cluster has no security plugin and the
+	// sidecar serves ML callers unauthenticated by choice.
+	authn := auth.New(auth.Options{Upstream: upstream, Unauthenticated: o.authinfo == nil})
+	authz := auth.NewAuthorizer(auth.AuthorizerOptions{
+		Source: func(context.Context) (*auth.Permissions, error) {
+			if o.perms == nil {
+				return nil, auth.ErrNoAccess
+			}
+			return o.perms, nil
+		},
+		Refresh: time.Minute, FullAccessRoles: []string{"ml_full_access"}, ReadOnlyRoles: []string{"ml_read_access"},
+	})
 	api := New(Options{
-		Store: store, Guard: guard, Remote: doer, NodeID: testNodeID, MaxBodyBytes: 10 << 20,
+		Store: store, Guard: guard, Remote: doer, NodeID: testNodeID, MaxBodyBytes: 10 << 20, Authorizer: authz,
 		Batch: testBatchSettings(t), Logger: slog.New(slog.DiscardHandler), Registerer: reg,
 		Now: func() time.Time { return testNow },
 	})
@@ -365,6 +399,7 @@ func newTestAPIWith(t testing.TB, o testOptions) *testAPI {
 		t.Fatalf("Bootstrap: %v", err)
 	}
 	r := mux.NewRouter().SkipClean(true).UseEncodedPath()
+	r.Use(authn.Middleware)
 	api.Register(r)
 	return &testAPI{Handler: r, api: api, store: store, keys: api.keyring()}
 }

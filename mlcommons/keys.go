@@ -53,6 +53,19 @@ func (a *API) loadKeyring(ctx context.Context, keyFile []byte) (*secrets.Keyring
 	if err != nil && !errors.Is(err, indexstore.ErrNotFound) {
 		return nil, err
 	}
+	if len(configured) == 0 && !a.storedKeyAllowed {
+		// On a secured cluster a key in the config index is readable by
+		// anyone with read access to it (readall): only by explicit choice.
+		secured, err := a.store.SecurityEnabled(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if secured {
+			return nil, errors.New("the cluster has the security plugin and no --master-key-file is configured: " +
+				"a master key kept in the config index is readable by every role that reads all indices; " +
+				"configure --master-key-file, or --allow-stored-master-key to keep the key in the index anyway")
+		}
+	}
 	if len(configured) > 0 {
 		keys := configured
 		if stored != nil && !hasKeyID(configured, stored.ID) {

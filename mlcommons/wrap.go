@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
+	"github.com/mlsidecar/mlsidecar/mlcommons/auth"
 	"github.com/mlsidecar/mlsidecar/mlcommons/connector"
 	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 )
@@ -28,17 +29,20 @@ type withStatus struct {
 	body   any
 }
 
-// wrap adapts an apiFunc: readiness, the body limit, the JSON answer, and
-// the one place where errors become statuses.
-func (a *API) wrap(f apiFunc) http.Handler {
+// wrap adapts an apiFunc: readiness, authorization of action, the body
+// limit, the JSON answer, and the one place where errors become statuses.
+func (a *API) wrap(action string, f apiFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.Ready() {
 			writeError(w, mlerr.Status(http.StatusServiceUnavailable,
 				"mlsidecar is starting: its indices or master key are not ready yet; retry shortly"))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, a.maxBody)
-		v, err := f(r)
+		v, err := a.authorize(r, action)
+		if err == nil {
+			r.Body = http.MaxBytesReader(w, r.Body, a.maxBody)
+			v, err = f(r)
+		}
 		if err != nil {
 			if r.Context().Err() != nil {
 				return // the client went away: nobody to answer, nothing failed
@@ -56,6 +60,20 @@ func (a *API) wrap(f apiFunc) http.Handler {
 		}
 		writeJSON(w, status, v)
 	})
+}
+
+// authorize lets the request run action when the caller's roles allow it.
+// Only a request the authentication middleware let through has a caller;
+// one without is refused, so no route can run unauthenticated by mistake.
+func (a *API) authorize(r *http.Request, action string) (any, error) {
+	u, ok := auth.UserFrom(r.Context())
+	if !ok {
+		return nil, mlerr.Status(http.StatusInternalServerError, "the ML API is not behind the authentication middleware")
+	}
+	if a.authz == nil {
+		return nil, mlerr.Status(http.StatusInternalServerError, "the ML API has no authorizer")
+	}
+	return nil, a.authz.Authorize(r.Context(), u, action)
 }
 
 // toError is the single mapping of errors to answers: the ML error as it

@@ -30,12 +30,17 @@ type TransportOptions struct {
 	TLS             *tls.Config
 	DialTimeout     time.Duration
 	ResponseTimeout time.Duration
+	// MaxHeaderBytes refuses, without sending it, a request whose header
+	// block (HeaderBytes) is larger; 0 means no limit. Set it to the
+	// cluster's http.max_header_size.
+	MaxHeaderBytes int
 }
 
 // NewTransport returns the transport for forwarded traffic: one upstream, so
 // the idle pool per host is large; compression is left entirely to the
-// client and the cluster.
-func NewTransport(o TransportOptions) *http.Transport {
+// client and the cluster. No connection is reused after an answer that may
+// have left the cluster no longer reading it (see mayLeaveConnUnread).
+func NewTransport(o TransportOptions) http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
 	t.MaxIdleConns = 1024
@@ -47,7 +52,7 @@ func NewTransport(o TransportOptions) *http.Transport {
 	t.ReadBufferSize = 64 << 10
 	t.TLSClientConfig = o.TLS
 	t.Proxy = nil // the upstream is reached directly, never through HTTP_PROXY
-	return t
+	return &transport{next: t, maxHeaderBytes: o.MaxHeaderBytes}
 }
 
 // Proxy forwards requests to one upstream.
@@ -100,17 +105,49 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(buf))
+	} else if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &clientBody{ReadCloser: r.Body}
 	}
 	p.rp.ServeHTTP(w, r)
 }
 
+// clientBody marks errors reading the caller's streamed body, so that a
+// client's framing mistake (a bad chunk, a body shorter than announced) is
+// answered as the client's error, not as an unreachable cluster.
+type clientBody struct{ io.ReadCloser }
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = &clientBodyError{err: err}
+	}
+	return n, err
+}
+
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string { return "reading the request body: " + e.err.Error() }
+func (e *clientBodyError) Unwrap() error { return e.err }
+
 // handleError answers for an upstream that could not be reached or did not
 // answer in time, in OpenSearch's error envelope and without naming the
-// upstream's address.
+// upstream's address; a request the client got wrong is the client's 4xx.
 func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	if r.Context().Err() != nil {
 		// The client went away: there is nobody to answer and nothing failed.
 		p.log.DebugContext(r.Context(), "client went away", "err", err)
+		return
+	}
+	var tooLarge *HeaderTooLargeError
+	if errors.As(err, &tooLarge) {
+		p.log.DebugContext(r.Context(), "request header block too large", "max_bytes", tooLarge.Max)
+		WriteHeaderTooLarge(w, tooLarge.Max)
+		return
+	}
+	var bodyErr *clientBodyError
+	if errors.As(err, &bodyErr) {
+		p.log.DebugContext(r.Context(), "reading request body", "err", err)
+		WriteError(w, http.StatusBadRequest, "parse_exception", "the request body could not be read: it is malformed or shorter than announced")
 		return
 	}
 	reason := classify(err)

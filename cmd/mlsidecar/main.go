@@ -71,6 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		TLS:             proxyTLS,
 		DialTimeout:     cfg.UpstreamDialTimeout,
 		ResponseTimeout: cfg.UpstreamResponseTimeout,
+		MaxHeaderBytes:  cfg.MaxRequestHeaderBytes,
 	}), log, reg)
 
 	store, err := indexstore.New(indexstore.Options{
@@ -84,19 +85,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	authz := auth.NewAuthorizer(auth.AuthorizerOptions{
+		Source: clusterPermissions(store), Refresh: cfg.SecurityConfigRefresh,
+		FullAccessRoles: cfg.MLFullAccessRoles, ReadOnlyRoles: cfg.MLReadOnlyRoles, Logger: log,
+	})
 	ml := mlcommons.New(mlcommons.Options{
 		Store: store, Guard: guard, Remote: remote.New(guard, log, reg), NodeID: cfg.NodeID,
-		MaxBodyBytes: cfg.MaxRequestBodyBytes, Batch: batchSettings(cfg), Logger: log, Registerer: reg, Now: time.Now,
+		MaxBodyBytes: cfg.MaxRequestBodyBytes, Authorizer: authz, StoredKeyAllowed: cfg.AllowStoredMasterKey, Batch: batchSettings(cfg), Logger: log, Registerer: reg, Now: time.Now,
 	})
 	// The caller's credentials go to the cluster for the check, so this
 	// client must not present the sidecar's own certificate either.
 	authn := auth.New(auth.Options{
 		Upstream: cfg.Upstream, Client: &http.Client{Transport: proxy.NewTransport(proxy.TransportOptions{
 			TLS: proxyTLS, DialTimeout: cfg.UpstreamDialTimeout, ResponseTimeout: 10 * time.Second,
+			MaxHeaderBytes: cfg.MaxRequestHeaderBytes,
 		})},
-		TTL: cfg.AuthCacheTTL, Registerer: reg, Logger: log,
+		TTL: cfg.AuthCacheTTL, Registerer: reg, Logger: log, Unauthenticated: cfg.Authentication == "none",
 	})
-	handler := newMiddleware(newRouter(ml, authn.Middleware, fwd), log, reg)
+	handler := newMiddleware(newRouter(ml, authn.Middleware, fwd), log, reg, cfg.MaxRequestHeaderBytes)
 
 	ready := newReadiness(reg, ml.Ready)
 	checker := &upstreamChecker{
@@ -140,6 +146,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	background.Go(func() error {
 		if ml.Bootstrap(bgCtx, cfg.MasterKeys) != nil {
 			return nil // stopped before the cluster was ready
+		}
+		checkAuthentication(bgCtx, store, cfg.Authentication, log)
+		// Read the role definitions now, so a sidecar that must fall back to
+		// role names says so at start-up; requests read them again if this
+		// fails.
+		if err := authz.Load(bgCtx); err != nil {
+			log.Warn("cannot read the cluster's security configuration yet", "err", err)
 		}
 		ml.Worker(cfg.NodeID + "/" + newRequestID()).Run(bgCtx)
 		return nil
@@ -191,5 +204,44 @@ func batchSettings(cfg *config.Config) batch.Settings {
 	return batch.Settings{
 		PollInterval: cfg.BatchPollInterval, MaxPollFailures: cfg.BatchMaxPollFailures, MaxTasks: cfg.MaxBatchInferenceTasks,
 		Concurrency: cfg.BatchPollConcurrency, RatePerConnector: cfg.BatchPollRate, LeaseTTL: cfg.BatchLeaseTTL, Status: rules,
+	}
+}
+
+// clusterPermissions reads the cluster's role definitions with the service
+// account. An account that may not read them leaves authorization to the
+// configured role names; a cluster without the security plugin has no roles
+// (its callers are anonymous and authorized as the cluster would).
+func clusterPermissions(store *indexstore.Store) auth.PermissionSource {
+	return func(ctx context.Context) (*auth.Permissions, error) {
+		roles, groups, err := store.ClusterPermissions(ctx)
+		var se *indexstore.StatusError
+		switch {
+		case errors.As(err, &se) && (se.Status == http.StatusUnauthorized || se.Status == http.StatusForbidden):
+			return nil, auth.ErrNoAccess
+		case errors.Is(err, indexstore.ErrNotFound), errors.As(err, &se) && se.Status == http.StatusBadRequest:
+			return &auth.Permissions{}, nil
+		case err != nil:
+			return nil, err
+		}
+		return &auth.Permissions{Roles: roles, Groups: groups}, nil
+	}
+}
+
+// checkAuthentication asks the cluster, with the service account, whether
+// it has the security plugin, and says at start-up when the choice of
+// --authentication does not fit it.
+func checkAuthentication(ctx context.Context, store *indexstore.Store, mode string, log *slog.Logger) {
+	secured, err := store.SecurityEnabled(ctx)
+	switch {
+	case err != nil:
+		log.Warn("cannot tell whether the cluster has the security plugin", "err", err)
+	case mode == "cluster" && !secured:
+		log.Error("the cluster has no security plugin: ML callers cannot be authenticated and get 502; " +
+			"start mlsidecar with --authentication=none to serve them without authentication")
+	case mode == "none" && secured:
+		log.Warn("--authentication=none in front of a cluster with the security plugin: ML callers are not " +
+			"authenticated and every ML request runs with the sidecar's rights")
+	case mode == "none":
+		log.Info("--authentication=none: ML callers are not authenticated, as on the cluster")
 	}
 }

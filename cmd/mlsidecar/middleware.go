@@ -50,15 +50,20 @@ func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
 }
 
 // middleware is the one decorator around the router: request id, panic
-// recovery, metrics and the access log, with a single response-writer wrapper.
+// recovery, metrics, the access log and the header-size limit, with a single
+// response-writer wrapper.
 type middleware struct {
 	next    http.Handler
 	log     *slog.Logger
 	metrics *serverMetrics
+	// maxHeaderBytes is the cluster's http.max_header_size: a larger header
+	// block is refused here, before the authentication check or the proxy
+	// would send it to the cluster (0: no limit).
+	maxHeaderBytes int
 }
 
-func newMiddleware(next http.Handler, log *slog.Logger, reg prometheus.Registerer) *middleware {
-	return &middleware{next: next, log: log, metrics: newServerMetrics(reg)}
+func newMiddleware(next http.Handler, log *slog.Logger, reg prometheus.Registerer, maxHeaderBytes int) *middleware {
+	return &middleware{next: next, log: log, metrics: newServerMetrics(reg), maxHeaderBytes: maxHeaderBytes}
 }
 
 func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -106,6 +111,10 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"path", r.URL.EscapedPath(), "status", status, "duration_seconds", elapsed.Seconds())
 		}
 	}()
+	if m.maxHeaderBytes > 0 && proxy.HeaderBytes(r) > m.maxHeaderBytes {
+		proxy.WriteHeaderTooLarge(rec, m.maxHeaderBytes)
+		return
+	}
 	m.next.ServeHTTP(rec, r)
 }
 

@@ -26,14 +26,20 @@ func newRouter(ml *mlcommons.API, authn mux.MiddlewareFunc, fwd http.Handler) *m
 	return r
 }
 
-// isML reports whether OpenSearch would route req to the ML Commons plugin.
-// OpenSearch decodes the whole path (%2F included) before matching routes, so
-// the decoded path is what counts; cleaning it too only widens the net.
+// isML reports whether req is ML Commons traffic, which must never reach
+// the cluster's own /_plugins/_ml routes. OpenSearch decodes the whole path
+// (%2F included) before matching and does not remove dot segments, while a
+// hop in between may: so the path counts as ML when its raw form, its
+// decoded form or its cleaned form is under /_plugins/_ml. Checking only the
+// cleaned form let /_plugins/_ml/x/..%2F..%2F..%2Fy (cleaned: /y) through.
 func isML(req *http.Request) bool {
-	p := req.URL.Path
-	if !strings.Contains(p, "_ml") {
-		return false // fast path for the proxied majority
+	decoded := req.URL.Path
+	if !strings.Contains(decoded, "_ml") {
+		return false // fast path for the proxied majority; "_ml" survives decoding
 	}
-	p = path.Clean("/" + p)
+	return underML(req.URL.EscapedPath()) || underML(decoded) || underML(path.Clean("/"+decoded))
+}
+
+func underML(p string) bool {
 	return p == mlPrefix || strings.HasPrefix(p, mlPrefix+"/")
 }

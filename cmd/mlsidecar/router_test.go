@@ -28,7 +28,7 @@ func TestRouterKeepsMLTrafficFromTheUpstream(t *testing.T) {
 	// No store or keys: real ML routes answer 503 "starting", unknown ones 400.
 	ml := mlcommons.New(mlcommons.Options{Logger: log})
 	noAuth := func(h http.Handler) http.Handler { return h }
-	mw := newMiddleware(newRouter(ml, noAuth, fwd), log, prometheus.NewRegistry())
+	mw := newMiddleware(newRouter(ml, noAuth, fwd), log, prometheus.NewRegistry(), 0)
 	srv := httptest.NewServer(mw)
 	t.Cleanup(srv.Close)
 
@@ -48,6 +48,11 @@ func TestRouterKeepsMLTrafficFromTheUpstream(t *testing.T) {
 		{"GET", "/_plugins/./_ml/stats", true, noHandler},
 		{"GET", "/x/../_plugins/_ml/stats", true, noHandler},
 		{"GET", "/_plugins/_ml/no/such/route", true, noHandler},
+		// Cleaned, these leave /_plugins/_ml; the cluster would not clean them.
+		{"GET", "/_plugins/_ml/connectors/..%2F..%2F..%2Fx", true, starting},
+		{"GET", "/_plugins/_ml/connectors/..%2f..%2f..%2f_cluster%2fhealth", true, starting},
+		{"GET", "/_plugins/_ml/../x", true, noHandler},
+		{"GET", "/_plugins/%5Fml/%2E%2E/%2E%2E/x", true, noHandler},
 		{"HEAD", "/_plugins/_ml/connectors/_search", true, http.StatusMethodNotAllowed},
 		{"GET", "/_plugins/_mlx", false, 0},
 		{"GET", "/_plugins/_security/authinfo", false, 0},
@@ -96,8 +101,8 @@ func TestRouterKeepsMLTrafficFromTheUpstream(t *testing.T) {
 		})
 	}
 
-	if got := testutil.ToFloat64(mw.metrics.requests.WithLabelValues("ml", "GET", "400")); got != 8 {
-		t.Errorf("requests{ml,GET,400} = %v, want 8", got)
+	if got := testutil.ToFloat64(mw.metrics.requests.WithLabelValues("ml", "GET", "400")); got != 10 {
+		t.Errorf("requests{ml,GET,400} = %v, want 10", got)
 	}
 	if got := testutil.ToFloat64(mw.metrics.requests.WithLabelValues("proxy", "GET", "200")); got != 5 {
 		t.Errorf("requests{proxy,GET,200} = %v, want 5", got)
@@ -109,7 +114,7 @@ func TestMiddlewareRequestIDInLogs(t *testing.T) {
 	log := newLogger(&logs, slog.LevelDebug, "json")
 	h := newMiddleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		log.InfoContext(r.Context(), "inside")
-	}), log, prometheus.NewRegistry())
+	}), log, prometheus.NewRegistry(), 0)
 
 	req := httptest.NewRequest("GET", "/idx/_search?api_key=secret", nil)
 	req.Header.Set("X-Opaque-Id", "opaque-42")
@@ -136,7 +141,7 @@ func TestMiddlewareRequestIDInLogs(t *testing.T) {
 func TestMiddlewareRecoversPanics(t *testing.T) {
 	h := newMiddleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		panic("boom")
-	}), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	}), slog.New(slog.DiscardHandler), prometheus.NewRegistry(), 0)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
 	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), `"status":500`) {
@@ -145,11 +150,56 @@ func TestMiddlewareRecoversPanics(t *testing.T) {
 
 	abort := newMiddleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
-	}), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	}), slog.New(slog.DiscardHandler), prometheus.NewRegistry(), 0)
 	defer func() {
 		if p := recover(); p != http.ErrAbortHandler {
 			t.Errorf("recovered %v, want http.ErrAbortHandler re-panicked", p)
 		}
 	}()
 	abort.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/x", nil))
+}
+
+func TestOversizeHeaderBlockRefusedBeforeAuthentication(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	checked, forwarded := 0, 0
+	authn := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { checked++; h.ServeHTTP(w, r) })
+	}
+	fwd := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { forwarded++ })
+	const limit = 8192
+	mw := newMiddleware(newRouter(mlcommons.New(mlcommons.Options{Logger: log}), authn, fwd), log, prometheus.NewRegistry(), limit)
+	srv := httptest.NewServer(mw)
+	t.Cleanup(srv.Close)
+
+	// "Host: x" is 7 bytes, "Authorization: " 15.
+	authz := func(blockSize int) string { return strings.Repeat("a", blockSize-7-15) }
+	for _, target := range []string{"/_plugins/_ml/models/_search", "/idx/_search"} {
+		for _, tt := range []struct {
+			size int
+			want int
+		}{{limit, http.StatusOK}, {limit + 1, http.StatusRequestHeaderFieldsTooLarge}} {
+			checked, forwarded = 0, 0
+			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n", target, authz(tt.size))
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			conn.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			reached := checked + forwarded
+			if tt.want != http.StatusOK {
+				if resp.StatusCode != tt.want || reached != 0 {
+					t.Errorf("%s with a %d-byte block: status %d, authentication/upstream reached %d times; want %d and 0",
+						target, tt.size, resp.StatusCode, reached, tt.want)
+				}
+				continue
+			}
+			if reached != 1 {
+				t.Errorf("%s with a %d-byte block (the cluster's limit) was refused: %d", target, tt.size, resp.StatusCode)
+			}
+		}
+	}
 }

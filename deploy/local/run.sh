@@ -24,7 +24,9 @@ bash "$node" fetch
 bash "$node" start
 bash "$node" wait >/dev/null
 
-"$root/bin/mlsidecar" --upstream "http://127.0.0.1:$OS_HTTP_PORT" "$@" &
+# The internal listener (metrics, pprof) answers anyone who reaches it: loopback only.
+"$root/bin/mlsidecar" --upstream "http://127.0.0.1:$OS_HTTP_PORT" --authentication none \
+  --internal-listen-address 127.0.0.1:9202 "$@" &
 sidecar_pid=$!
 for _ in $(seq 1 100); do
   if curl -fsS -o /dev/null "http://127.0.0.1:9202/-/ready" 2>/dev/null; then break; fi

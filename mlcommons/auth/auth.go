@@ -1,8 +1,11 @@
-// Package auth authenticates ML Commons callers the way the cluster would:
-// it asks the upstream's security plugin (GET /_plugins/_security/authinfo)
-// with the caller's own credentials and caches the verdict briefly. A cluster
-// without the security plugin serves ML requests to anyone, and so does the
-// sidecar in front of it.
+// Package auth authenticates and authorizes ML Commons callers the way the
+// cluster would: it asks the upstream's security plugin (GET
+// /_plugins/_security/authinfo) with the caller's own credentials and caches
+// the verdict briefly, and the Authorizer evaluates the cluster's role
+// definitions against each route's ML Commons action. Serving callers of a
+// cluster without the security plugin unauthenticated is an explicit choice
+// (Options.Unauthenticated); an authinfo that is not there is never taken
+// for one.
 package auth
 
 import (
@@ -39,7 +42,10 @@ const (
 type User struct {
 	Name         string
 	BackendRoles []string
-	Roles        []string
+	// Roles are the security roles the cluster mapped the caller to.
+	Roles []string
+	// RequestedTenant is the tenant the caller asked for; "" for none.
+	RequestedTenant string
 }
 
 type userKey struct{}
@@ -70,6 +76,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock, for tests (default time.Now).
 	Now func() time.Time
+	// Unauthenticated serves every ML caller as the anonymous caller of a
+	// cluster without security, asking the cluster nothing: an explicit
+	// choice for clusters without the security plugin.
+	Unauthenticated bool
 }
 
 // Authenticator checks ML callers against the cluster.
@@ -83,6 +93,7 @@ type Authenticator struct {
 	metrics      *metrics
 	cache        *cache
 	flights      singleflight.Group
+	anonymous    bool
 }
 
 // New returns an Authenticator. It panics if o.Upstream is nil.
@@ -128,6 +139,7 @@ func New(o Options) *Authenticator {
 		log:          o.Logger,
 		metrics:      newMetrics(o.Registerer),
 		cache:        newCache(o.MaxEntries),
+		anonymous:    o.Unauthenticated,
 	}
 }
 
@@ -138,6 +150,11 @@ func New(o Options) *Authenticator {
 func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
+		if a.anonymous {
+			a.metrics.checks.WithLabelValues(resultAnonymous).Inc()
+			next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, userKey{}, User{})))
+			return
+		}
 		v, err := a.verdict(ctx, r.Header)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -164,7 +181,8 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 		}
 		// The verdict is shared through the cache; a handler must not be
 		// able to change it for the next caller.
-		u := User{Name: v.user.Name, BackendRoles: slices.Clone(v.user.BackendRoles), Roles: slices.Clone(v.user.Roles)}
+		u := User{Name: v.user.Name, BackendRoles: slices.Clone(v.user.BackendRoles), Roles: slices.Clone(v.user.Roles),
+			RequestedTenant: v.user.RequestedTenant}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, userKey{}, u)))
 	})
 }

@@ -190,6 +190,7 @@ func TestMiddleware(t *testing.T) {
 		wantBody   string
 		wantSeen   []seen
 		wantResult string
+		opts       func(*Options)
 	}{
 		{
 			name:       "valid user",
@@ -239,17 +240,29 @@ func TestMiddleware(t *testing.T) {
 			wantResult: resultRejected,
 		},
 		{
+			// Fail closed: without an explicit choice, a cluster that has
+			// no authinfo lets nobody in.
 			name:       "no security plugin",
 			upstream:   noSecurityPlugin,
 			headers:    []string{"Authorization", "Basic YWxpY2U6cHc="},
-			wantStatus: http.StatusOK,
-			wantBody:   "handled",
-			wantSeen:   []seen{{User{}, true}},
-			wantResult: resultAnonymous,
+			wantStatus: http.StatusBadGateway,
+			wantBody:   badGateway,
+			wantResult: resultError,
 		},
 		{
+			// A gateway that hides the security API is no reason to let a
+			// caller in either.
 			name:       "authinfo not found",
 			upstream:   func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) },
+			wantStatus: http.StatusBadGateway,
+			wantBody:   badGateway,
+			wantResult: resultError,
+		},
+		{
+			name:       "unauthenticated by choice",
+			upstream:   func(w http.ResponseWriter, r *http.Request) { t.Errorf("authinfo asked: %s", r.URL) },
+			opts:       func(o *Options) { o.Unauthenticated = true },
+			headers:    []string{"Authorization", "Basic YWxpY2U6cHc="},
 			wantStatus: http.StatusOK,
 			wantBody:   "handled",
 			wantSeen:   []seen{{User{}, true}},
@@ -301,7 +314,7 @@ func TestMiddleware(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			up := newUpstream(t, tt.upstream)
-			hs := newHarness(t, up.URL, nil)
+			hs := newHarness(t, up.URL, tt.opts)
 			w := hs.do(tt.headers...)
 			if w.Code != tt.wantStatus {
 				t.Errorf("got status %d, want %d", w.Code, tt.wantStatus)
@@ -413,9 +426,9 @@ func TestCache(t *testing.T) {
 			steps:    []step{{0, noMLRights, 403, 1}, {4 * time.Second, noMLRights, 403, 1}, {time.Second, noMLRights, 403, 2}},
 		},
 		{
-			name:     "no security plugin is remembered for the TTL",
+			name:     "no security plugin is never cached",
 			upstream: noSecurityPlugin,
-			steps:    []step{{0, alice, 200, 1}, {29 * time.Second, alice, 200, 1}, {time.Second, alice, 200, 2}},
+			steps:    []step{{0, alice, 502, 1}, {0, alice, 502, 2}},
 		},
 		{
 			name:     "errors are not cached",

@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"time"
 )
+
+// ErrNoSecurityPlugin means authinfo is not there: the cluster has no
+// security plugin, or something in between hides it.
+var ErrNoSecurityPlugin = errors.New("the cluster has no security plugin (authinfo not found); start mlsidecar with --authentication=none to serve ML callers without authentication")
 
 // maxBody bounds what is read of an authinfo answer.
 const maxBody = 1 << 20
@@ -55,9 +60,10 @@ func (rj rejection) write(w http.ResponseWriter, r *http.Request) {
 
 // authinfo is the part of the security plugin's answer the sidecar uses.
 type authinfo struct {
-	UserName     string   `json:"user_name"`
-	BackendRoles []string `json:"backend_roles"`
-	Roles        []string `json:"roles"`
+	UserName        string   `json:"user_name"`
+	BackendRoles    []string `json:"backend_roles"`
+	Roles           []string `json:"roles"`
+	RequestedTenant *string  `json:"user_requested_tenant"`
 }
 
 // check asks the cluster about c and says how long the answer holds.
@@ -97,6 +103,9 @@ func (a *Authenticator) check(ctx context.Context, c credentials) (*verdict, tim
 			return nil, 0, fmt.Errorf("authinfo answer has no user_name")
 		}
 		u := User{Name: ai.UserName, BackendRoles: ai.BackendRoles, Roles: ai.Roles}
+		if ai.RequestedTenant != nil {
+			u.RequestedTenant = *ai.RequestedTenant
+		}
 		return &verdict{kind: kindAllowed, user: u}, a.ttl, nil
 
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
@@ -110,8 +119,10 @@ func (a *Authenticator) check(ctx context.Context, c credentials) (*verdict, tim
 
 	case resp.StatusCode == http.StatusNotFound,
 		resp.StatusCode == http.StatusBadRequest && bytes.Contains(body, []byte("no handler found for uri")):
-		// No security plugin: the cluster serves everyone.
-		return &verdict{kind: kindAnonymous}, a.ttl, nil
+		// No security plugin, or a gateway that hides it: never a reason
+		// to let the caller in. Serving ML callers unauthenticated is an
+		// explicit choice (Options.Unauthenticated).
+		return nil, 0, ErrNoSecurityPlugin
 
 	default:
 		return nil, 0, fmt.Errorf("authinfo answered status %d", resp.StatusCode)

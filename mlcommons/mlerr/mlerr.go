@@ -58,6 +58,12 @@ func newf(status int, typ, format string, a []any) *Error {
 	return &Error{Status: status, Type: typ, Reason: reason}
 }
 
+// New is an error of any OpenSearch exception type, for the few that have
+// no constructor of their own (security_exception).
+func New(status int, typ, reason string) *Error {
+	return &Error{Status: status, Type: typ, Reason: reason}
+}
+
 // Status is OpenSearchStatusException: status_exception with the status
 // ML Commons gives it.
 func Status(status int, format string, a ...any) *Error {

@@ -87,25 +87,38 @@ var blockedPrefixes = []netip.Prefix{
 	netip.MustParsePrefix("fec0::/10"),   // site-local IPv6, deprecated; Java's isSiteLocalAddress covers it
 }
 
-// nat64 is the well-known NAT64 prefix (RFC 6052): the address carries an
-// IPv4 destination in its last 32 bits, which a NAT64 gateway will reach.
-var nat64 = netip.MustParsePrefix("64:ff9b::/96")
+// IPv6 prefixes whose addresses carry an IPv4 destination that a
+// translator or relay on the path will reach; the embedded address is judged
+// as if it were dialed. IPv4-mapped addresses (::ffff:0:0/96) are handled by
+// Unmap.
+var (
+	// NAT64's well-known prefix (RFC 6052): IPv4 in the last 32 bits.
+	nat64 = netip.MustParsePrefix("64:ff9b::/96")
+	// SIIT's IPv4-translated addresses (RFC 2765): IPv4 in the last 32 bits.
+	siit = netip.MustParsePrefix("::ffff:0:0:0/96")
+	// 6to4 (RFC 3056): 2002:AABB:CCDD::/48 is relayed to AA.BB.CC.DD.
+	sixToFour = netip.MustParsePrefix("2002::/16")
+)
 
 // blocked reports whether ip is a destination outbound calls must not reach
 // without AllowPrivate: unspecified, loopback, private (RFC 1918, fc00::/7),
 // link-local (169.254.0.0/16 with the cloud metadata address, fe80::/10),
 // shared (100.64.0.0/10), multicast, reserved, and IPv6 forms embedding any of
-// those. ML Commons 2.19 blocks only loopback, RFC 1918, site-local and
-// unspecified; link-local and the rest are added here deliberately.
+// those (IPv4-mapped, NAT64, SIIT, 6to4). ML Commons 2.19 blocks only
+// loopback, RFC 1918, site-local and unspecified; link-local and the rest are
+// added here deliberately.
 func blocked(ip netip.Addr) bool {
 	ip = ip.WithZone("") // Prefix.Contains never matches a zoned address
 	if !ip.IsValid() {
 		return true
 	}
 	ip = ip.Unmap()
-	if nat64.Contains(ip) {
-		b := ip.As16()
+	switch b := ip.As16(); {
+	case !ip.Is6():
+	case nat64.Contains(ip), siit.Contains(ip):
 		ip = netip.AddrFrom4([4]byte(b[12:]))
+	case sixToFour.Contains(ip):
+		ip = netip.AddrFrom4([4]byte(b[2:6]))
 	}
 	if ip.IsUnspecified() || ip.IsLoopback() || ip.IsPrivate() ||
 		ip.IsLinkLocalUnicast() || ip.IsMulticast() {

@@ -136,6 +136,8 @@ func TestDialContextRefusesBeforeConnect(t *testing.T) {
 		"0.0.0.0:80",
 		"[::]:80",
 		"[64:ff9b::a9fe:a9fe]:80", // NAT64 form of 169.254.169.254
+		"[2002:a9fe:a9fe::1]:80",  // 6to4 form of 169.254.169.254
+		"[::ffff:0:a9fe:a9fe]:80", // SIIT form of 169.254.169.254
 	} {
 		t.Run(addr, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -198,6 +200,19 @@ func TestBlocked(t *testing.T) {
 		{"::ffff:10.0.0.1", true},
 		{"::ffff:169.254.169.254", true},
 		{"64:ff9b::7f00:1", true},
+		// 6to4 (RFC 3056): 2002:AABB:CCDD::/48 is relayed to AA.BB.CC.DD.
+		{"2002:7f00:1::1", true},           // 127.0.0.1
+		{"2002:a9fe:a9fe::", true},         // 169.254.169.254
+		{"2002:a00:1:1::1", true},          // 10.0.0.1
+		{"2002:c0a8:101:ffff::abcd", true}, // 192.168.1.1
+		{"2002::", true},                   // 0.0.0.0
+		// SIIT IPv4-translated (RFC 2765, ::ffff:0:0:0/96) and
+		// IPv4-mapped (::ffff:0:0/96) addresses carry the IPv4 address
+		// in their last 32 bits.
+		{"::ffff:0:7f00:1", true},    // 127.0.0.1
+		{"::ffff:0:a9fe:a9fe", true}, // 169.254.169.254
+		{"::ffff:0:a00:1", true},     // 10.0.0.1
+		{"::ffff:7f00:1", true},      // 127.0.0.1
 		{"fc00::1", true},
 		{"fd00:ec2::254", true},
 		{"fe80::1", true},
@@ -218,6 +233,9 @@ func TestBlocked(t *testing.T) {
 		{"11.0.0.1", false},
 		{"::ffff:93.184.216.34", false},
 		{"64:ff9b::808:808", false},
+		{"2002:808:808::1", false},  // 6to4 of 8.8.8.8
+		{"::ffff:0:808:808", false}, // SIIT of 8.8.8.8
+		{"2003::1", false},
 		{"2606:2800:220:1:248:1893:25c8:1946", false},
 		{"2001:4860:4860::8888", false},
 	}

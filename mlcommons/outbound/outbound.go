@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
@@ -91,16 +92,31 @@ func illegalArgument(reason string, sentinel error) *mlerr.Error {
 	return mlerr.IllegalArgument(reason).Wrapping(sentinel)
 }
 
-// CheckURL reports whether rawURL may be called: it must fully match a
-// trusted endpoint regex and be an http or https URL with a host. The regex
-// runs on rawURL as given, as in ML Commons, so its refusal text is the same;
-// only then is the URL's shape checked.
+// CheckURL reports whether rawURL may be called: it must be an http or https
+// URL with a host and no user info, and fully match a trusted endpoint regex.
+//
+// The regexes run on the URL as parsed, rebuilt from its scheme, host, port,
+// path and query, not on rawURL: in rawURL a regex's host part can run past
+// the real host into user info, a fragment or the path ("https://x@evil/",
+// "https://evil#.amazonaws.com/"), and the request goes where the parser, not
+// the regex, says. User info is refused outright: a provider URL never needs
+// it, and it is how a trusted-looking prefix hides another host. A rawURL
+// that does not parse is judged by its raw text only to pick the error text,
+// and is refused either way.
 func (g *Guard) CheckURL(rawURL string) error {
 	u, parseErr := url.Parse(rawURL)
-	if !g.trustedURL(rawURL) {
+	if parseErr == nil && u.User != nil {
+		g.metrics.rejected(checkTrustedEndpoint)
+		return illegalArgument("Connector URL must not contain user info, URL is: "+displayURL(rawURL), ErrUntrustedEndpoint)
+	}
+	target := rawURL
+	if parseErr == nil {
+		target = matchTarget(rawURL, u)
+	}
+	if !g.trustedURL(target) {
 		g.metrics.rejected(checkTrustedEndpoint)
 		return illegalArgument("Connector URL is not matching the trusted connector endpoint regex, URL is: "+
-			displayURL(rawURL, u), ErrUntrustedEndpoint)
+			displayURL(rawURL), ErrUntrustedEndpoint)
 	}
 	if reason := shapeProblem(u, parseErr, rawURL); reason != "" {
 		g.metrics.rejected(checkTrustedEndpoint)
@@ -109,9 +125,26 @@ func (g *Guard) CheckURL(rawURL string) error {
 	return nil
 }
 
-func (g *Guard) trustedURL(rawURL string) bool {
+// matchTarget is the text the trusted regexes see: what the HTTP client will
+// use of u, parsed from rawURL. The fragment is never sent, so it is left
+// out. The scheme is as written, because url.Parse lowercases it and ML
+// Commons' regexes are case-sensitive.
+func matchTarget(rawURL string, u *url.URL) string {
+	var b strings.Builder
+	b.WriteString(rawURL[:len(u.Scheme)])
+	b.WriteString("://")
+	b.WriteString(u.Host)
+	b.WriteString(u.EscapedPath())
+	if u.ForceQuery || u.RawQuery != "" {
+		b.WriteByte('?')
+		b.WriteString(u.RawQuery)
+	}
+	return b.String()
+}
+
+func (g *Guard) trustedURL(target string) bool {
 	for _, re := range g.trusted {
-		if re.MatchString(rawURL) {
+		if re.MatchString(target) {
 			return true
 		}
 	}
@@ -133,7 +166,7 @@ func shapeProblem(u *url.URL, parseErr error, rawURL string) string {
 		return "Protocol is not http or https: " + u.Scheme
 	}
 	if u.Hostname() == "" {
-		return "Connector URL has no host name: " + displayURL(rawURL, u)
+		return "Connector URL has no host name: " + displayURL(rawURL)
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
@@ -143,13 +176,22 @@ func shapeProblem(u *url.URL, parseErr error, rawURL string) string {
 	return ""
 }
 
-// displayURL is rawURL as ML Commons would echo it, except that a password
-// in the user info is masked: errors reach responses and logs.
-func displayURL(rawURL string, u *url.URL) string {
-	if u != nil && u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			return u.Redacted()
-		}
+// displayURL is rawURL as ML Commons would echo it, except that user info,
+// name and password, is masked: both can be secrets, and errors reach
+// responses and logs. It works on the text, as net/url splits the
+// authority, so a URL that does not parse is masked too.
+func displayURL(rawURL string) string {
+	i := strings.Index(rawURL, "://")
+	if i < 0 {
+		return rawURL
+	}
+	rest := rawURL[i+len("://"):]
+	authority := rest
+	if end := strings.IndexAny(rest, "/?#"); end >= 0 {
+		authority = rest[:end]
+	}
+	if at := strings.LastIndex(authority, "@"); at >= 0 {
+		return rawURL[:i+len("://")] + "xxxxx" + rest[at:]
 	}
 	return rawURL
 }
