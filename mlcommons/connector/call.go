@@ -32,6 +32,9 @@ func (b *Bound) Call(act, headersFrom *indexstore.ConnectorAction, params map[st
 	if err != nil {
 		return remote.Call{}, err
 	}
+	if err := checkAuthority(act.URL, b.Connector.Parameters, u); err != nil {
+		return remote.Call{}, err
+	}
 	body, err := template.Payload(act.RequestBody, params)
 	if err != nil {
 		return remote.Call{}, err
