@@ -47,6 +47,9 @@ type Config struct {
 	UpstreamDialTimeout     time.Duration
 	UpstreamResponseTimeout time.Duration
 	UpstreamCheckInterval   time.Duration
+	// IndexCallTimeout bounds each of the sidecar's own calls to the
+	// cluster (its indices, the security configuration).
+	IndexCallTimeout time.Duration
 
 	LogLevel        slog.Level
 	LogFormat       string
@@ -144,6 +147,7 @@ type raw struct {
 	upstreamInsecureSkipVerify                                  bool
 
 	upstreamDialTimeout, upstreamResponseTimeout, upstreamCheckInterval time.Duration
+	indexCallTimeout                                                    time.Duration
 
 	logLevel, logFormat string
 	shutdownTimeout     time.Duration
@@ -199,6 +203,7 @@ func (r *raw) flagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&r.upstreamPasswordFile, "upstream-password-file", "", "file holding the password of --upstream-username")
 	fs.DurationVar(&r.upstreamDialTimeout, "upstream-dial-timeout", 5*time.Second, "time to open a connection to the upstream")
 	fs.DurationVar(&r.upstreamResponseTimeout, "upstream-response-timeout", 2*time.Minute, "time to wait for the upstream's response headers once the request is sent (0: no limit); exceeded means 504")
+	fs.DurationVar(&r.indexCallTimeout, "index-call-timeout", 30*time.Second, "bound of each of the sidecar's own calls to the cluster (its indices, the security configuration), retries included; exceeded means 504")
 	fs.DurationVar(&r.upstreamCheckInterval, "upstream-check-interval", 5*time.Second, "how often readiness checks that the upstream answers")
 	fs.StringVar(&r.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&r.logFormat, "log-format", "json", "json or text")
@@ -370,6 +375,7 @@ func (r *raw) complete() (*Config, error) {
 		UpstreamDialTimeout:        r.upstreamDialTimeout,
 		UpstreamResponseTimeout:    r.upstreamResponseTimeout,
 		UpstreamCheckInterval:      r.upstreamCheckInterval,
+		IndexCallTimeout:           r.indexCallTimeout,
 		LogFormat:                  r.logFormat,
 		ShutdownTimeout:            r.shutdownTimeout,
 		IndexPrefix:                r.indexPrefix,
@@ -434,6 +440,7 @@ func (r *raw) complete() (*Config, error) {
 		"shutdown-timeout":        r.shutdownTimeout,
 		"upstream-dial-timeout":   r.upstreamDialTimeout,
 		"upstream-check-interval": r.upstreamCheckInterval,
+		"index-call-timeout":      r.indexCallTimeout,
 	} {
 		if d <= 0 {
 			fail(key, "must be positive, got %s", d)

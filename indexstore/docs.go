@@ -74,6 +74,29 @@ type Docs[T any] struct {
 // NewDocs is typed access to collection c of s.
 func NewDocs[T any](s *Store, c Collection) *Docs[T] { return &Docs[T]{s: s, c: c} }
 
+// maxIDLength bounds the ids validID accepts: OpenSearch refuses ids over
+// 512 bytes.
+const maxIDLength = 512
+
+// validID reports whether id has the shape of the ids the sidecar and ML
+// Commons make (URL-safe base64, OpenSearch's auto-id alphabet; the fixed
+// config id master_key too). Ids come from request paths and go into the
+// sidecar's own /<index>/_doc/<id> paths: behind a hop that decodes %2F,
+// "..%2F..%2Fother%2F_doc%2Fx" would reach another index with the service
+// account's rights. Anything else cannot name a stored document.
+func validID(id string) bool {
+	if id == "" || len(id) > maxIDLength {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 func (d *Docs[T]) path(op, id string) string {
 	return "/" + d.s.Index(d.c) + "/" + op + "/" + url.PathEscape(id)
 }
@@ -85,6 +108,9 @@ func (d *Docs[T]) Get(ctx context.Context, id string) (*T, Version, error) {
 		SeqNo       int64           `json:"_seq_no"`
 		PrimaryTerm int64           `json:"_primary_term"`
 		Source      json.RawMessage `json:"_source"`
+	}
+	if !validID(id) {
+		return nil, Version{}, ErrNotFound
 	}
 	if err := d.s.do(ctx, http.MethodGet, d.path("_doc", id), nil, nil, &r); err != nil {
 		return nil, Version{}, err
@@ -138,6 +164,9 @@ func (d *Docs[T]) Create(ctx context.Context, id string, doc *T, refresh Refresh
 }
 
 func (d *Docs[T]) create(ctx context.Context, id string, body any, refresh Refresh) (*WriteResult, error) {
+	if !validID(id) {
+		return nil, ErrNotFound
+	}
 	var r WriteResult
 	if err := d.s.do(ctx, http.MethodPut, d.path("_create", id), refreshQuery(nil, refresh), body, &r); err != nil {
 		return nil, err
@@ -147,6 +176,9 @@ func (d *Docs[T]) create(ctx context.Context, id string, body any, refresh Refre
 
 // Replace implements Repo.
 func (d *Docs[T]) Replace(ctx context.Context, id string, v Version, doc *T, refresh Refresh) (*WriteResult, error) {
+	if !validID(id) {
+		return nil, ErrNotFound
+	}
 	var r WriteResult
 	if err := d.s.do(ctx, http.MethodPut, d.path("_doc", id), refreshQuery(v.query(), refresh), doc, &r); err != nil {
 		return nil, err
@@ -156,6 +188,9 @@ func (d *Docs[T]) Replace(ctx context.Context, id string, v Version, doc *T, ref
 
 // Delete implements Repo.
 func (d *Docs[T]) Delete(ctx context.Context, id string, v Version) (*WriteResult, error) {
+	if !validID(id) {
+		return nil, ErrNotFound
+	}
 	var r WriteResult
 	if err := d.s.do(ctx, http.MethodDelete, d.path("_doc", id), refreshQuery(v.query(), WaitForSeen), nil, &r); err != nil {
 		return nil, err

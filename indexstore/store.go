@@ -42,6 +42,8 @@ var (
 	// ErrConflict means another writer changed the document first, or a
 	// document with that id exists already.
 	ErrConflict = errors.New("version conflict")
+	// ErrTimeout means the cluster did not answer within the call timeout.
+	ErrTimeout = errors.New("the OpenSearch cluster did not answer in time")
 )
 
 // StatusError is any other error answer from OpenSearch.
@@ -62,12 +64,16 @@ type Options struct {
 	TLS                *tls.Config
 	Username, Password string
 	Prefix             string
+	// CallTimeout bounds each call to the cluster, retries included; past
+	// it the call fails with ErrTimeout.
+	CallTimeout time.Duration
 }
 
 // Store reads and writes the sidecar's documents.
 type Store struct {
-	client *opensearch.Client
-	prefix string
+	client  *opensearch.Client
+	prefix  string
+	timeout time.Duration
 }
 
 // New returns a Store using the sidecar's own credentials.
@@ -92,7 +98,7 @@ func New(o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opensearch client: %w", err)
 	}
-	return &Store{client: c, prefix: o.Prefix}, nil
+	return &Store{client: c, prefix: o.Prefix, timeout: o.CallTimeout}, nil
 }
 
 // retryBackoff spreads the transport's retries of one request (502, 503,
@@ -155,6 +161,21 @@ func (s *Store) count(ctx context.Context, c Collection, query any) (int64, erro
 // answer into out; other answers become ErrNotFound, ErrConflict or a
 // StatusError.
 func (s *Store) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	parent := ctx
+	if s.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
+	err := s.call(ctx, method, path, query, body, out)
+	if err != nil && ctx.Err() == context.DeadlineExceeded && parent.Err() == nil {
+		return fmt.Errorf("opensearch %s %s: %w", method, path, ErrTimeout)
+	}
+	return err
+}
+
+// call is one request of do.
+func (s *Store) call(ctx context.Context, method, path string, query url.Values, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)

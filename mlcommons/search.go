@@ -4,21 +4,29 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"net/url"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
 	"github.com/mlsidecar/mlsidecar/mlcommons/connector"
 	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 )
 
-// search serves /<collection>/_search: any query DSL body, run against the
-// sidecar's index, with credentials removed from every _source in the answer
-// whatever the caller's _source filter.
+// search serves /<collection>/_search: a search body within the allow-list
+// of searchbody.go, run against the sidecar's index with its own rights,
+// with credentials removed from every _source in the answer whatever the
+// caller's _source filter.
 func (a *API) search(c indexstore.Collection) apiFunc {
 	return func(r *http.Request) (any, error) {
 		body, err := readBody(r)
 		if err != nil {
 			return nil, err
+		}
+		params, err := checkSearchParams(r.URL.Path, r.URL.Query())
+		if err != nil {
+			return nil, err
+		}
+		if len(bytes.TrimSpace(body)) == 0 {
+			// As in OpenSearch, a GET without a body may carry it in ?source=.
+			body = []byte(r.URL.Query().Get("source"))
 		}
 		var req map[string]any
 		if len(bytes.TrimSpace(body)) > 0 {
@@ -31,9 +39,12 @@ func (a *API) search(c indexstore.Collection) apiFunc {
 		if req == nil { // no body, or a JSON null
 			req = map[string]any{}
 		}
-		if c != indexstore.ModelGroups && hasScript(req) {
+		if hasScript(req) {
 			// A script could read _source, credential included.
-			return nil, mlerr.IllegalArgument("scripts and runtime fields are not allowed in searches of connectors, models and tasks")
+			return nil, mlerr.IllegalArgument("scripts and runtime fields are not allowed in ML searches")
+		}
+		if err := checkSearchBody(c, req); err != nil {
+			return nil, err
 		}
 		if c == indexstore.Models {
 			// ML Commons never shows hidden models.
@@ -50,7 +61,7 @@ func (a *API) search(c indexstore.Collection) apiFunc {
 		if err != nil {
 			return nil, err
 		}
-		raw, err := a.store.Search(r.Context(), c, b, searchParams(r.URL.Query()))
+		raw, err := a.store.Search(r.Context(), c, b, params)
 		if err != nil {
 			return nil, err
 		}
@@ -66,20 +77,6 @@ func (a *API) search(c indexstore.Collection) apiFunc {
 		stripCredentials(res)
 		return res, nil
 	}
-}
-
-// searchParams passes the caller's query parameters on, except those that
-// change what OpenSearch's answer looks like before the sidecar filters it.
-func searchParams(q url.Values) url.Values {
-	out := url.Values{}
-	for k, v := range q {
-		switch k {
-		case "filter_path", "pretty", "human", "error_trace", "format", "typed_keys":
-			continue
-		}
-		out[k] = v
-	}
-	return out
 }
 
 // hasScript finds script, script_fields or runtime_mappings anywhere in a

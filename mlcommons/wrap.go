@@ -85,6 +85,8 @@ func toError(err error) (*mlerr.Error, bool) {
 		return e, e.Status < 500
 	}
 	switch {
+	case errors.Is(err, indexstore.ErrTimeout):
+		return mlerr.Status(http.StatusGatewayTimeout, "the OpenSearch cluster did not answer in time"), false
 	case errors.Is(err, indexstore.ErrConflict):
 		return mlerr.VersionConflict("the document was changed by another request; retry"), true
 	case errors.As(err, &se) && se.Status < 500:

@@ -77,6 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	store, err := indexstore.New(indexstore.Options{
 		Upstream: cfg.Upstream, TLS: cfg.UpstreamTLS,
 		Username: cfg.UpstreamUsername, Password: cfg.UpstreamPassword, Prefix: cfg.IndexPrefix,
+		CallTimeout: cfg.IndexCallTimeout,
 	})
 	if err != nil {
 		return err

@@ -150,6 +150,9 @@ func (s *Service) Usable(ctx context.Context, m *indexstore.Model) error {
 // FromTask rebuilds what a provider call needs from a batch task's
 // snapshot, so a task outlives its model and connector.
 func (s *Service) FromTask(t *indexstore.Task) (*Bound, error) {
+	if t.Batch == nil || t.Batch.Connector == nil {
+		return nil, mlerr.IllegalArgument("The task ID you provided does not have any associated batch job")
+	}
 	cred, err := s.keys().DecryptMap(t.Batch.Connector.Credential)
 	if err != nil {
 		return nil, mlerr.Status(http.StatusInternalServerError, "cannot decrypt the batch task's credential: %v", err)
