@@ -70,6 +70,10 @@ type Config struct {
 	TrustedEndpoints      []*regexp.Regexp
 	AllowPrivateEndpoints bool
 	MaxRequestBodyBytes   int64
+	// MaxInflightMLBodyBytes bounds the bytes of all ML request bodies being
+	// read at once; MLBodyReadTimeout the time one may take to arrive.
+	MaxInflightMLBodyBytes int64
+	MLBodyReadTimeout      time.Duration
 	// MaxRequestHeaderBytes bounds a request's header block, counted as
 	// OpenSearch counts it (see --max-request-header-bytes).
 	MaxRequestHeaderBytes int
@@ -157,6 +161,8 @@ type raw struct {
 	trustedEndpoints                   stringList
 	allowPrivateEndpoints              bool
 	maxRequestBodyBytes                int64
+	maxInflightMLBodyBytes             int64
+	mlBodyReadTimeout                  time.Duration
 	maxRequestHeaderBytes              int
 	authCacheTTL                       time.Duration
 	mlFullAccessRoles, mlReadOnlyRoles stringList
@@ -215,6 +221,8 @@ func (r *raw) flagSet(out io.Writer) *flag.FlagSet {
 	fs.Var(&r.trustedEndpoints, "trusted-endpoint-regex", "regex a connector URL, as parsed (no user info or fragment), must match as a whole (repeatable; default: ML Commons' list, AWS hosts narrowed to one region label)")
 	fs.BoolVar(&r.allowPrivateEndpoints, "allow-private-endpoints", false, "let connectors reach loopback, private and link-local addresses")
 	fs.Int64Var(&r.maxRequestBodyBytes, "max-request-body-bytes", 10<<20, "largest ML API request body; larger ones get 413")
+	fs.Int64Var(&r.maxInflightMLBodyBytes, "max-inflight-ml-body-bytes", 64<<20, "bytes of all ML API request bodies being read at once (each counted at its Content-Length, or at --max-request-body-bytes without one); more get 429")
+	fs.DurationVar(&r.mlBodyReadTimeout, "ml-body-read-timeout", 30*time.Second, "time an ML API request body may take to arrive")
 	fs.IntVar(&r.maxRequestHeaderBytes, "max-request-header-bytes", 8<<10, "largest header block of a request (sum of \"Name: value\" lines, as OpenSearch's http.max_header_size counts); larger ones get 431")
 	fs.StringVar(&r.nodeID, "node-id", "", "name of this sidecar where ML Commons names a node (default: the host name)")
 	fs.DurationVar(&r.authCacheTTL, "auth-cache-ttl", 5*time.Second, "how long the cluster's verdict on an ML caller's credentials is reused (a revoked password works this long)")
@@ -383,6 +391,8 @@ func (r *raw) complete() (*Config, error) {
 		AllowStoredMasterKey:       r.allowStoredMasterKey,
 		AllowPrivateEndpoints:      r.allowPrivateEndpoints,
 		MaxRequestBodyBytes:        r.maxRequestBodyBytes,
+		MaxInflightMLBodyBytes:     r.maxInflightMLBodyBytes,
+		MLBodyReadTimeout:          r.mlBodyReadTimeout,
 		MaxRequestHeaderBytes:      r.maxRequestHeaderBytes,
 		NodeID:                     r.nodeID,
 		AuthCacheTTL:               r.authCacheTTL,
@@ -485,6 +495,12 @@ func (r *raw) complete() (*Config, error) {
 	}
 	if r.maxRequestHeaderBytes < 1024 {
 		fail("max-request-header-bytes", "must be at least 1024, got %d", r.maxRequestHeaderBytes)
+	}
+	if r.maxInflightMLBodyBytes < r.maxRequestBodyBytes {
+		fail("max-inflight-ml-body-bytes", "must be at least max-request-body-bytes (%d), got %d", r.maxRequestBodyBytes, r.maxInflightMLBodyBytes)
+	}
+	if r.mlBodyReadTimeout <= 0 {
+		fail("ml-body-read-timeout", "must be positive, got %s", r.mlBodyReadTimeout)
 	}
 	if r.maxRequestBodyBytes < 1024 {
 		fail("max-request-body-bytes", "must be at least 1024, got %d", r.maxRequestBodyBytes)

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -56,5 +58,49 @@ func TestIndexCallsHaveADeadline(t *testing.T) {
 	eventually(t, 20*time.Second, "ML answers again", func() bool {
 		status, _ := mlCall(t, sc, "GET", "/_plugins/_ml/connectors/abc", "")
 		return status == 404
+	})
+}
+
+// trickle opens a connection and starts an ML request whose body of
+// contentLength bytes never fully arrives; it returns the connection.
+func trickle(t *testing.T, sc *sidecar, contentLength int) net.Conn {
+	t.Helper()
+	u, _ := url.Parse(sc.url)
+	c, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	fmt.Fprintf(c, "POST /_plugins/_ml/connectors/_create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{\"name\":", contentLength)
+	return c
+}
+
+// Given a sidecar with a 2 s ML body read timeout and room for one
+// 1 MiB body at a time, when clients send bodies that never finish, then a
+// trickling client is cut off after the timeout, and while one body is
+// being read a second gets 429 at once instead of more memory.
+func TestMLBodiesAreBounded(t *testing.T) {
+	sc := startSidecar(t, "--index-prefix", ".e2e-bodies-", "--ml-body-read-timeout", "2s",
+		"--max-request-body-bytes", "1048576", "--max-inflight-ml-body-bytes", "1048576")
+
+	slow := trickle(t, sc, 1<<20)
+	// While the slow body holds the in-flight budget, another body gets 429.
+	eventually(t, 10*time.Second, "a second body to be refused with 429", func() bool {
+		status, _, b := do(t, "POST", sc.url+"/_plugins/_ml/connectors/_create", strings.NewReader(strings.Repeat(" ", 2048)+"{}"),
+			map[string]string{"Content-Type": "application/json"})
+		return status == 429 && strings.Contains(string(b), "circuit_breaking_exception")
+	})
+	// The trickling client is cut off: its connection answers or closes
+	// well before this deadline (the server holds it no longer than 2 s).
+	_ = slow.SetReadDeadline(time.Now().Add(20 * time.Second))
+	buf := make([]byte, 512)
+	_, err := slow.Read(buf)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("the trickling connection is still held after 20 s")
+	}
+	// With the budget free again, a normal body goes through.
+	eventually(t, 10*time.Second, "a body to be admitted again", func() bool {
+		status, _ := mlCall(t, sc, "POST", "/_plugins/_ml/connectors/_create", `{"name":"x"}`)
+		return status == 400 // admitted: refused by validation, not by the budget
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
 	"github.com/mlsidecar/mlsidecar/mlcommons/auth"
@@ -61,31 +62,39 @@ type Options struct {
 	NodeID string
 	// MaxBodyBytes bounds request bodies; larger ones get 413.
 	MaxBodyBytes int64
+	// MaxInflightBodyBytes bounds the bytes of all ML bodies being read at
+	// once (0: no bound); BodyReadTimeout the time a body may take to
+	// arrive (0: none).
+	MaxInflightBodyBytes int64
+	BodyReadTimeout      time.Duration
 	// Authorizer decides whether the caller may run a route's action.
 	Authorizer Authorizer
 	// StoredKeyAllowed lets a secured cluster's config index keep the
 	// master key when no key file is configured.
 	StoredKeyAllowed bool
-	Batch      batch.Settings
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
-	Now        func() time.Time
+	Batch            batch.Settings
+	Logger           *slog.Logger
+	Registerer       prometheus.Registerer
+	Now              func() time.Time
 }
 
 // API is the ML Commons REST API.
 type API struct {
-	store      Store
-	authz      Authorizer
+	store Store
+	authz Authorizer
 	// storedKeyAllowed: see Options.StoredKeyAllowed.
 	storedKeyAllowed bool
-	connectors *connector.Service
-	batch      *batch.Service
-	remote     connector.Doer
-	nodeID     string
-	maxBody    int64
-	log        *slog.Logger
-	now        func() time.Time
-	limiters   modelLimiters
+	connectors       *connector.Service
+	batch            *batch.Service
+	remote           connector.Doer
+	nodeID           string
+	maxBody          int64
+	// inflight holds the bytes of the ML bodies being read.
+	inflight        *semaphore.Weighted
+	bodyReadTimeout time.Duration
+	log             *slog.Logger
+	now             func() time.Time
+	limiters        modelLimiters
 	// requests and failures count this replica's predictions (_predict and
 	// _batch_predict), as ML Commons' ml_request_count and ml_failure_count.
 	requests, failures atomic.Int64
@@ -97,7 +106,10 @@ type API struct {
 // New returns the ML Commons API. It serves requests once Bootstrap has
 // succeeded.
 func New(o Options) *API {
-	a := &API{store: o.Store, authz: o.Authorizer, storedKeyAllowed: o.StoredKeyAllowed, remote: o.Remote, nodeID: o.NodeID, maxBody: o.MaxBodyBytes, log: o.Logger, now: o.Now}
+	a := &API{bodyReadTimeout: o.BodyReadTimeout, store: o.Store, authz: o.Authorizer, storedKeyAllowed: o.StoredKeyAllowed, remote: o.Remote, nodeID: o.NodeID, maxBody: o.MaxBodyBytes, log: o.Logger, now: o.Now}
+	if o.MaxInflightBodyBytes > 0 {
+		a.inflight = semaphore.NewWeighted(max(o.MaxInflightBodyBytes, o.MaxBodyBytes))
+	}
 	a.connectors = connector.New(connector.Options{Store: o.Store, Keys: a.keyring, Guard: o.Guard, Deploy: a.autoDeploy})
 	a.batch = batch.New(batch.Options{Store: o.Store, Binder: a.connectors, Remote: o.Remote, Settings: o.Batch,
 		NodeID: o.NodeID, Logger: o.Logger, Registerer: o.Registerer, Now: o.Now})

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -40,8 +41,12 @@ func (a *API) wrap(action string, f apiFunc) http.Handler {
 		}
 		v, err := a.authorize(r, action)
 		if err == nil {
-			r.Body = http.MaxBytesReader(w, r.Body, a.maxBody)
-			v, err = f(r)
+			var release func()
+			if release, err = a.admitBody(w, r); err == nil {
+				defer release()
+				r.Body = http.MaxBytesReader(w, r.Body, a.maxBody)
+				v, err = f(r)
+			}
 		}
 		if err != nil {
 			if r.Context().Err() != nil {
@@ -74,6 +79,32 @@ func (a *API) authorize(r *http.Request, action string) (any, error) {
 		return nil, mlerr.Status(http.StatusInternalServerError, "the ML API has no authorizer")
 	}
 	return nil, a.authz.Authorize(r.Context(), u, action)
+}
+
+// admitBody bounds what ML request bodies hold of memory: the body must
+// arrive within the read timeout (a client trickling bytes holds nothing for
+// long), and the bytes of all bodies being read at once stay under the
+// in-flight limit. A body is counted at its Content-Length, or at the body
+// limit when it has none; over the in-flight limit the answer is 429, as
+// OpenSearch's in_flight_requests breaker answers.
+func (a *API) admitBody(w http.ResponseWriter, r *http.Request) (func(), error) {
+	if a.bodyReadTimeout > 0 {
+		// The server sets the connection's deadlines again for the next
+		// request on it.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(a.bodyReadTimeout))
+	}
+	if a.inflight == nil || r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return func() {}, nil
+	}
+	n := a.maxBody
+	if r.ContentLength > 0 && r.ContentLength < n {
+		n = r.ContentLength
+	}
+	if !a.inflight.TryAcquire(n) {
+		return nil, mlerr.New(http.StatusTooManyRequests, "circuit_breaking_exception",
+			"[in_flight_requests] ML request bodies being read would exceed the sidecar's limit (--max-inflight-ml-body-bytes); retry shortly")
+	}
+	return func() { a.inflight.Release(n) }, nil
 }
 
 // toError is the single mapping of errors to answers: the ML error as it
