@@ -14,20 +14,8 @@ import (
 // what an accepted caller creates records it as owner. (What each caller may
 // do is TestMLCallersAreAuthorizedByTheCluster.)
 func TestMLCallersAreAuthenticatedByTheCluster(t *testing.T) {
-	sec := &openSearchNode{home: filepath.Join(t.TempDir(), "os-security"), env: []string{"WITH_SECURITY=1", "OS_HEAP=512m"}}
-	if err := sec.fetch(); err != nil {
-		t.Fatalf("fetching the security profile: %v", err)
-	}
-	if err := sec.start(0); err != nil {
-		sec.printLog()
-		t.Fatalf("starting the security node: %v", err)
-	}
-	t.Cleanup(func() { sec.stop() })
-
-	pw := filepath.Join(t.TempDir(), "svc-password")
-	if err := os.WriteFile(pw, []byte("svc-E2e-pass1\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	sec := startSecurityNode(t)
+	pw := passwordFile(t, "svc-E2e-pass1")
 	sc := startSidecar(t, "--upstream", sec.url(), "--authentication", "cluster", "--upstream-username", "mlsidecar", "--upstream-password-file", pw,
 		"--master-key-file", writeKeys(t, newKey(t, "k1")),
 		"--index-prefix", ".e2e-auth-")
