@@ -9,7 +9,14 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
+	"github.com/mlsidecar/mlsidecar/mlcommons/provider"
+	"github.com/mlsidecar/mlsidecar/mlcommons/remote"
 )
+
+// pollMargin is what one poll may take beyond its status call's own
+// deadline (remote.Timeout): the lease and refresh writes, so a call that
+// timed out is still recorded as a failure.
+const pollMargin = 10 * time.Second
 
 // Worker refreshes due batch tasks in the background. Every replica runs
 // one; leases written with optimistic concurrency make each task refreshed
@@ -19,14 +26,17 @@ type Worker struct {
 	s *Service
 	// owner names this replica in the leases it writes.
 	owner string
+	// margin is pollMargin; tests shorten it.
+	margin time.Duration
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter // by connector version
+	gauged   map[[2]string]float64    // the series of mlsidecar_batch_tasks last set
 }
 
 // NewWorker returns the worker of s; owner must be unique to the process.
 func NewWorker(s *Service, owner string) *Worker {
-	return &Worker{s: s, owner: owner, limiters: map[string]*rate.Limiter{}}
+	return &Worker{s: s, owner: owner, margin: pollMargin, limiters: map[string]*rate.Limiter{}}
 }
 
 // scanPage is how many due tasks one scroll page brings.
@@ -65,7 +75,9 @@ func (w *Worker) limiter(key string) *rate.Limiter {
 }
 
 // Cycle refreshes every task that is due and not leased by another replica,
-// and returns when all of them are done.
+// and returns when all of them are done. Each refresh has its own deadline
+// (see pollTimeout), so a provider that stalls holds one worker for that
+// long at most and never the whole cycle.
 func (w *Worker) Cycle(ctx context.Context) error {
 	work := make(chan indexstore.Hit[indexstore.Task])
 	var wg sync.WaitGroup
@@ -100,6 +112,8 @@ func (w *Worker) poll(ctx context.Context, h indexstore.Hit[indexstore.Task]) {
 	if err := w.limiter(t.Batch.ClientKey).Wait(ctx); err != nil {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, w.pollTimeout(t))
+	defer cancel()
 	takeover := t.Batch.LeaseOwner != "" && t.Batch.LeaseOwner != w.owner
 	t.Batch.LeaseOwner, t.Batch.LeaseUntil = w.owner, w.s.now().Add(w.s.set.LeaseTTL).UnixMilli()
 	leased, err := w.s.store.Tasks().Replace(ctx, h.ID, h.Version, t, indexstore.NoWait)
@@ -114,11 +128,26 @@ func (w *Worker) poll(ctx context.Context, h indexstore.Hit[indexstore.Task]) {
 	}
 	at := leased.At()
 	_, result, err := w.s.refresh(ctx, h.ID, t, &at, true)
-	w.s.metrics.refreshes.WithLabelValues(t.Batch.Provider, string(result)).Inc()
+	w.s.metrics.refreshes.WithLabelValues(providerLabel(t.Batch.Provider), string(result)).Inc()
 	if err != nil && ctx.Err() == nil {
 		w.s.log.Debug("batch task refresh failed", "task_id", h.ID, "provider", t.Batch.Provider, "err", err)
 	}
 }
+
+// pollTimeout bounds one poll of t: its status call's deadline, from the
+// connector's client_config, plus the margin for the store writes around it.
+func (w *Worker) pollTimeout(t *indexstore.Task) time.Duration {
+	cfg := remote.DefaultConfig()
+	if c := t.Batch.Connector; c != nil && c.ClientConfig != nil {
+		cfg = *c.ClientConfig
+	}
+	return remote.Timeout(cfg) + w.margin
+}
+
+// providerLabel is a stored provider name as a metric label: tasks stored
+// before names were fixed may carry a caller's choice, which would make the
+// label unbounded.
+func providerLabel(name string) string { return provider.Named(name).Name() }
 
 // updateGauge sets mlsidecar_batch_tasks from the tasks index.
 func (w *Worker) updateGauge(ctx context.Context) {
@@ -126,8 +155,21 @@ func (w *Worker) updateGauge(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	w.s.metrics.batchTasks.Reset()
+	sums := map[[2]string]float64{}
 	for _, c := range counts {
-		w.s.metrics.batchTasks.WithLabelValues(c.State, c.Provider).Set(c.Count)
+		sums[[2]string{c.State, providerLabel(c.Provider)}] += c.Count
 	}
+	// Set, then drop what is gone, rather than Reset: a scrape never sees
+	// a series missing half-way.
+	for k, n := range sums {
+		w.s.metrics.batchTasks.WithLabelValues(k[0], k[1]).Set(n)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k := range w.gauged {
+		if _, ok := sums[k]; !ok {
+			w.s.metrics.batchTasks.DeleteLabelValues(k[0], k[1])
+		}
+	}
+	w.gauged = sums
 }

@@ -419,3 +419,66 @@ func TestRun(t *testing.T) {
 	cancel()
 	<-done // Run returns once ctx is done
 }
+
+// Given a provider that never answers about one job (it sends half a body
+// and stalls), when a cycle runs, then the other task is refreshed, the
+// cycle ends once the stalled poll's deadline (its client_config's
+// connection and read timeouts plus a margin) has passed, and the stalled
+// poll counts as a failure.
+func TestCycleDoesNotWaitForAStalledProvider(t *testing.T) {
+	set := settings()
+	set.Concurrency = 1 // the stalled poll holds the only worker
+	e := newEnv(t, set)
+	fast := remote.DefaultConfig()
+	fast.ConnectionTimeout, fast.ReadTimeout = 1, 1
+	for _, id := range []string{"a-stalled", "b-healthy"} {
+		e.putTask(id, func(t *indexstore.Task) {
+			t.RemoteJob["id"] = id
+			cc := fast
+			t.Batch.Connector.ClientConfig = &cc
+		})
+	}
+	e.provider(func(ctx context.Context, c remote.Call) (*remote.Response, error) {
+		if strings.HasSuffix(c.URL, "/a-stalled") {
+			<-ctx.Done() // what a stalled body read does without a deadline of its own
+			return nil, ctx.Err()
+		}
+		return ok(statusAnswer("completed"))(ctx, c)
+	})
+	w := batch.NewWorker(e.svc, owner)
+	batch.SetPollMargin(w, 100*time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- w.Cycle(context.Background()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the cycle is still waiting for the stalled poll after 30s")
+	}
+	if got := e.task("b-healthy"); got.State != indexstore.TaskCompleted {
+		t.Errorf("healthy task state %s, want COMPLETED", got.State)
+	}
+	if got := e.task("a-stalled"); got.Batch.Failures != 1 || got.Batch.LeaseOwner != "" {
+		t.Errorf("stalled task: %d failures, lease %q; want 1 failure and the lease given back", got.Batch.Failures, got.Batch.LeaseOwner)
+	}
+}
+
+// A provider name stored with an old task (a caller's choice) is "other" in
+// the metrics: labels stay bounded.
+func TestCycleLabelsUnknownProvidersOther(t *testing.T) {
+	e := newEnv(t, settings())
+	for i := range 5 {
+		e.putTask("t"+string(rune('a'+i)), func(t *indexstore.Task) { t.Batch.Provider = "acme-" + string(rune('a'+i)) })
+	}
+	w := batch.NewWorker(e.svc, owner)
+	e.cycle(w)
+	// Nothing is known of "other": no status action is derived, each refresh fails.
+	if v := metricValue(t, e.reg, "mlsidecar_batch_refreshes_total", map[string]string{"provider": "other", "result": "error"}); v != 5 {
+		t.Errorf("refreshes{provider=other} = %v, want 5", v)
+	}
+	if n := testutil.CollectAndCount(e.reg, "mlsidecar_batch_refreshes_total"); n != 1 {
+		t.Errorf("refreshes has %d series, want 1", n)
+	}
+}

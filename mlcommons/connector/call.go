@@ -37,17 +37,16 @@ func (b *Bound) Call(act, headersFrom *indexstore.ConnectorAction, params map[st
 	}
 	body, err := template.Payload(act.RequestBody, params)
 	if err != nil {
-		return remote.Call{}, err
+		return remote.Call{}, remote.RedactError(err, b.secrets())
 	}
 	headers := map[string]string{}
 	if headersFrom != nil {
 		for k, v := range headersFrom.Headers {
-			v, err := template.SubstituteCredentials(v, b.credential)
+			v, err := template.Header(k, v, b.Connector.Parameters, b.credential)
 			if err != nil {
-				return remote.Call{}, err
-			}
-			if v, err = template.Substitute(v, b.Connector.Parameters); err != nil {
-				return remote.Call{}, err
+				// Template errors name no substituted text; this is the last
+				// line of defence.
+				return remote.Call{}, remote.RedactError(err, b.secrets())
 			}
 			headers[k] = v
 		}
@@ -59,6 +58,7 @@ func (b *Bound) Call(act, headersFrom *indexstore.ConnectorAction, params map[st
 	c := remote.Call{
 		Provider: provider.Of(b.Connector, u).Name(), Action: strings.ToLower(act.ActionType), Method: strings.ToUpper(act.Method),
 		URL: u, Headers: headers, Body: []byte(body), Config: cfg, ClientKey: b.ClientKey, Throttled: provider.Throttled,
+		Secrets: b.secrets(),
 	}
 	if b.Connector.Protocol == protocolSigV4 {
 		// Region and service come from the stored connector, never from the
@@ -73,6 +73,23 @@ func (b *Bound) Call(act, headersFrom *indexstore.ConnectorAction, params map[st
 			SessionToken: b.credential["session_token"], Region: pick("region"), Service: pick("service_name")}
 	}
 	return c, nil
+}
+
+// notSecret are credential keys that hold configuration, not secrets: an
+// aws_sigv4 connector may keep its region and service there. Redacting
+// "us-east-1" from answers would mangle every ARN.
+var notSecret = map[string]bool{"region": true, "service_name": true}
+
+// secrets are the decrypted credential values, redacted from whatever a call
+// gives back.
+func (b *Bound) secrets() []string {
+	var out []string
+	for k, v := range b.credential {
+		if !notSecret[k] && v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // JobAction is the connector's own status or cancel action, or the one ML

@@ -33,8 +33,9 @@ func (bedrock) addJobParameters(job map[string]string) {
 	}
 }
 
-// pathSegment makes a job ARN usable as one URL path segment.
-func pathSegment(arn string) string { return strings.ReplaceAll(arn, "/", "%2F") }
+// pathSegment makes a job ARN usable as one URL path segment: "/" becomes
+// "%2F" as in ML Commons, and anything else a URL would read is escaped too.
+func pathSegment(arn string) string { return escape(arn) }
 
 // Errors of BedrockProcessedJob.
 var (

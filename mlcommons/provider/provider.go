@@ -43,10 +43,13 @@ var known = [...]Provider{sageMaker{}, openAI{}, bedrock{}, cohere{}}
 // URL does not tell (a proxy, a private endpoint).
 const NameParameter = "mlsidecar.provider"
 
-// other is a connector of no known provider: calls work, nothing is derived.
-type other struct{ name string }
+// other is a connector of no known provider: calls work, nothing is
+// derived. Its name is always "other", whatever mlsidecar.provider says:
+// names become metric labels, and a caller-chosen one would make /metrics
+// grow with every connector.
+type other struct{}
 
-func (o other) Name() string                                     { return o.name }
+func (other) Name() string                                       { return "other" }
 func (other) recognises(string) bool                             { return false }
 func (other) derive(string, bool) (string, string, string, bool) { return "", "", "", false }
 func (other) addJobParameters(map[string]string)                 {}
@@ -69,18 +72,18 @@ func Of(c *indexstore.Connector, rawURL string) Provider {
 			return p
 		}
 	}
-	return other{name: "other"}
+	return other{}
 }
 
 // Named is the provider called name (as Name returns it); an unknown name
-// is a provider of which nothing is known.
+// is a provider of which nothing is known, named "other".
 func Named(name string) Provider {
 	for _, p := range known {
 		if p.Name() == name {
 			return p
 		}
 	}
-	return other{name: name}
+	return other{}
 }
 
 // DerivedAction is ML Commons' default status or cancel action of a
@@ -106,6 +109,11 @@ func DerivedAction(p Provider, c *indexstore.Connector, actionType string, base 
 // cancel calls: the string fields of its remote_job, and what each provider
 // derives from them (ML Commons derives them whatever the connector's
 // provider, so do we).
+//
+// They are the provider's data, not templates, and land in URLs: each one
+// is percent-escaped (see Literal), so "x?admin=1" stays one path segment
+// and "${parameters.id}" is no placeholder. ML Commons inserts them raw and
+// expands them (see COMPATIBILITY.md).
 func JobParameters(job map[string]any) map[string]any {
 	text := map[string]string{}
 	for k, v := range job {
@@ -118,9 +126,39 @@ func JobParameters(job map[string]any) map[string]any {
 	}
 	out := make(map[string]any, len(text))
 	for k, v := range text {
-		out[k] = v
+		out[k] = Literal(v)
 	}
 	return out
+}
+
+// Literal makes a provider value safe to substitute anywhere in a URL, a
+// path segment or a query value, and inert in a template: every byte but
+// RFC 3986's unreserved ones, ":" and "@" is percent-escaped. A value that
+// is already in that form (Bedrock's processedJobArn, "%2F"-escaped by ML
+// Commons' batch_job_arn function) is kept, not escaped twice. Real ids
+// (OpenAI's batch_abc123, Cohere's UUIDs, SageMaker's names) have nothing
+// to escape.
+func Literal(v string) string {
+	if raw, err := url.PathUnescape(v); err == nil && escape(raw) == v {
+		return v
+	}
+	return escape(v)
+}
+
+func escape(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte("-._~:@", c) >= 0:
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	return b.String()
 }
 
 // JobID is the provider's id of a job, whichever provider's it is; "" when

@@ -1,6 +1,7 @@
 package provider_test
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -30,6 +31,13 @@ func TestOf(t *testing.T) {
 	if got := provider.Of(named, "http://127.0.0.1:1/x").Name(); got != "openai" {
 		t.Errorf("the connector parameter names the provider: got %s, want openai", got)
 	}
+	// A name of the caller's choosing is "other": it labels metrics.
+	for i := range 60 {
+		chosen := &indexstore.Connector{Parameters: map[string]string{provider.NameParameter: fmt.Sprintf("acme-%d", i)}}
+		if got := provider.Of(chosen, "http://127.0.0.1:1/x").Name(); got != "other" {
+			t.Fatalf("mlsidecar.provider acme-%d: got %s, want other", i, got)
+		}
+	}
 	// The parameter wins over the host.
 	proxied := &indexstore.Connector{Parameters: map[string]string{provider.NameParameter: "cohere"}}
 	if got := provider.Of(proxied, "https://api.openai.com/v1/batches").Name(); got != "cohere" {
@@ -43,13 +51,13 @@ func TestNamed(t *testing.T) {
 			t.Errorf("Named(%q).Name() = %q, want %q", name, got, name)
 		}
 	}
-	// An unknown name keeps its name (it labels metrics and stays with a
-	// task) but derives nothing.
+	// An unknown name is "other" (names label metrics: a caller's choice
+	// would make them unbounded) and derives nothing.
 	c := batchConnector("https://api.openai.com/v1/batches")
 	for _, name := range []string{"acme", "other", "OpenAI", ""} {
 		p := provider.Named(name)
-		if got := p.Name(); got != name {
-			t.Errorf("Named(%q).Name() = %q, want %q", name, got, name)
+		if got := p.Name(); got != "other" {
+			t.Errorf("Named(%q).Name() = %q, want other", name, got)
 		}
 		_, err := provider.DerivedAction(p, c, indexstore.ActionBatchPredictStatus, "https://api.openai.com/v1/batches")
 		assertUnsupported(t, err, "Please configure the action type to get the batch job details in the connector")
@@ -62,24 +70,64 @@ func TestJobParameters(t *testing.T) {
 		"jobArn": "arn:aws:bedrock:us-east-1:1:model-invocation-job/abc", "request_counts": map[string]any{"total": 1.0},
 		"note": `quote " and /`,
 	}
-	// The raw parameters: string fields and what providers derive.
-	raw := map[string]any{
-		"id": "batch_1", "TransformJobArn": "arn:aws:sagemaker:us-east-1:1:transform-job/my-job", "TransformJobName": "my-job",
-		"jobArn": "arn:aws:bedrock:us-east-1:1:model-invocation-job/abc", "processedJobArn": "arn:aws:bedrock:us-east-1:1:model-invocation-job%2Fabc",
-		"note": `quote " and /`,
+	// String fields and what providers derive, percent-escaped: they are
+	// literals bound for URLs. Bedrock's processedJobArn keeps its single
+	// %2F escape.
+	want := map[string]any{
+		"id": "batch_1", "TransformJobArn": "arn:aws:sagemaker:us-east-1:1:transform-job%2Fmy-job", "TransformJobName": "my-job",
+		"jobArn": "arn:aws:bedrock:us-east-1:1:model-invocation-job%2Fabc", "processedJobArn": "arn:aws:bedrock:us-east-1:1:model-invocation-job%2Fabc",
+		"note": "quote%20%22%20and%20%2F",
 	}
 	got := provider.JobParameters(job)
-	if diff := cmp.Diff(raw, got); diff != "" {
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("JobParameters (-want +got):\n%s", diff)
 	}
-	// As request parameters they are escaped for JSON, as ML Commons does.
-	want := map[string]string{
-		"id": "batch_1", "TransformJobArn": `arn:aws:sagemaker:us-east-1:1:transform-job\/my-job`, "TransformJobName": "my-job",
-		"jobArn": `arn:aws:bedrock:us-east-1:1:model-invocation-job\/abc`, "processedJobArn": "arn:aws:bedrock:us-east-1:1:model-invocation-job%2Fabc",
-		"note": `quote \" and \/`,
+	// Request-parameter escaping for JSON then has nothing left to do.
+	for k, v := range template.RequestParameters(got) {
+		if v != want[k] {
+			t.Errorf("RequestParameters(JobParameters)[%s] = %q, want %q", k, v, want[k])
+		}
 	}
-	if diff := cmp.Diff(want, template.RequestParameters(got)); diff != "" {
-		t.Errorf("RequestParameters(JobParameters) (-want +got):\n%s", diff)
+}
+
+func TestLiteral(t *testing.T) {
+	for in, want := range map[string]string{
+		"batch_abc123":                          "batch_abc123",
+		"5f1c2a3e-0b1d-4c8e-9f00-1a2b3c4d5e6f":  "5f1c2a3e-0b1d-4c8e-9f00-1a2b3c4d5e6f",
+		"arn:aws:bedrock:us-east-1:1:job%2Fabc": "arn:aws:bedrock:us-east-1:1:job%2Fabc", // already escaped: kept
+		"arn:aws:bedrock:us-east-1:1:job/abc":   "arn:aws:bedrock:us-east-1:1:job%2Fabc",
+		"x?admin=1":                             "x%3Fadmin%3D1",
+		"${parameters.id}":                      "%24%7Bparameters.id%7D",
+		"../../v1/files":                        "..%2F..%2Fv1%2Ffiles",
+		"a&b=c#d e+f":                           "a%26b%3Dc%23d%20e%2Bf",
+		"x%3Fadmin=1":                           "x%253Fadmin%3D1",
+	} {
+		if got := provider.Literal(in); got != want {
+			t.Errorf("Literal(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Job ids from the provider are literals in the derived status and cancel
+// URLs: "x?admin=1" must not cut the path short, "${parameters.id}" must not
+// expand (into a 500 cycle).
+func TestJobIDsInDerivedURLs(t *testing.T) {
+	const base = "https://api.openai.com/v1/batches"
+	c := batchConnector(base)
+	cancel, err := provider.DerivedAction(provider.Named("openai"), c, indexstore.ActionCancelBatchPredict, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{
+		"batch_abc123":     base + "/batch_abc123/cancel",
+		"x?admin=1":        base + "/x%3Fadmin%3D1/cancel",
+		"${parameters.id}": base + "/%24%7Bparameters.id%7D/cancel",
+	} {
+		params := template.Merge(c.Parameters, template.RequestParameters(provider.JobParameters(map[string]any{"id": id})), nil)
+		got, err := template.URL(cancel.URL, params)
+		if err != nil || got != want {
+			t.Errorf("cancel URL of job %q = %q, %v; want %q", id, got, err, want)
+		}
 	}
 }
 

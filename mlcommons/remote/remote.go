@@ -63,6 +63,10 @@ type Call struct {
 	// again" (a provider's own throttling signal). Like SigV4, it is bound
 	// into the pooled client of ClientKey when that client is built.
 	Throttled func(*http.Response) bool
+	// Secrets are the connector's decrypted credential values: whatever the
+	// call gives back (answer bodies, error reasons) has them redacted, in
+	// case a provider echoes a request header.
+	Secrets []string
 }
 
 // Response is a provider's successful answer.
@@ -74,6 +78,43 @@ type Response struct {
 
 // MaxRetryAfter caps how long a provider's Retry-After may hold a retry.
 const MaxRetryAfter = 30 * time.Second
+
+// maxOpenBudget is the retry budget of a connector that retries without
+// retry_timeout_seconds: every call ends some time.
+const maxOpenBudget = 5 * time.Minute
+
+// attemptTimeout bounds one attempt from dialling to the last byte of the
+// answer: connection_timeout plus read_timeout (each defaulting when unset),
+// so a provider that sends half a body and stalls cannot hold a caller.
+func attemptTimeout(cfg Config) time.Duration {
+	conn, read := cfg.ConnectionTimeout, cfg.ReadTimeout
+	if conn <= 0 {
+		conn = DefaultConfig().ConnectionTimeout
+	}
+	if read <= 0 {
+		read = DefaultConfig().ReadTimeout
+	}
+	return time.Duration(conn+read) * time.Second
+}
+
+// retryBudget is how long after its start a call may still begin a retry.
+func retryBudget(cfg Config) time.Duration {
+	switch {
+	case cfg.MaxRetryTimes == 0:
+		return 0
+	case cfg.RetryTimeoutSeconds > 0:
+		return time.Duration(cfg.RetryTimeoutSeconds) * time.Second
+	case cfg.MaxRetryTimes > 0:
+		return min(time.Duration(cfg.MaxRetryTimes)*(attemptTimeout(cfg)+MaxRetryAfter), maxOpenBudget)
+	default:
+		return maxOpenBudget
+	}
+}
+
+// Timeout is the longest a call with cfg takes, retries included: the retry
+// budget plus one last attempt. Callers that must outlive a call (the batch
+// worker recording its failure) wait this long.
+func Timeout(cfg Config) time.Duration { return retryBudget(cfg) + attemptTimeout(cfg) }
 
 // maxResponseBytes bounds what is read of a provider's answer.
 const maxResponseBytes = 64 << 20
@@ -101,12 +142,11 @@ func (e *Engine) Do(ctx context.Context, c Call) (*Response, error) {
 		return nil, err
 	}
 	client := e.client(c)
-	if c.Config.MaxRetryTimes != 0 && c.Config.RetryTimeoutSeconds > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(c.Config.RetryTimeoutSeconds)*time.Second+
-			time.Duration(c.Config.ReadTimeout+c.Config.ConnectionTimeout)*time.Second)
-		defer cancel()
-	}
+	// Each attempt is bounded by the client's Timeout; this bounds the whole
+	// call, waits between attempts included.
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, Timeout(c.Config))
+	defer cancel()
 	req, err := retryablehttp.NewRequestWithContext(ctx, c.Method, c.URL, c.Body)
 	if err != nil {
 		return nil, mlerr.IllegalArgument("Encountered error when trying to create uri from endpoint in ml connector. Please update the endpoint in connection configuration")
@@ -118,22 +158,23 @@ func (e *Engine) Do(ctx context.Context, c Call) (*Response, error) {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	// The labels ride along for the retry counter of the shared client.
-	req = req.WithContext(withLabels(ctx, labels{provider: c.Provider, action: c.Action}))
+	req = req.WithContext(withLabels(ctx, labels{provider: c.Provider, action: c.Action,
+		retryUntil: start.Add(retryBudget(c.Config))}))
 
-	start := time.Now()
 	resp, err := client.Do(req)
-	elapsed := time.Since(start)
 	if err != nil {
-		e.metrics.observe(c, "error", elapsed)
-		return nil, e.transportError(ctx, err)
+		e.metrics.observe(c, "error", time.Since(start))
+		return nil, RedactError(e.transportError(ctx, err), c.Secrets)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	elapsed := time.Since(start)
 	if err != nil {
 		e.metrics.observe(c, "error", elapsed)
-		return nil, e.transportError(ctx, err)
+		return nil, RedactError(e.transportError(ctx, err), c.Secrets)
 	}
 	e.metrics.observe(c, strconv.Itoa(resp.StatusCode), elapsed)
+	body = Redact(body, c.Secrets)
 	switch {
 	case resp.StatusCode < 200 || resp.StatusCode >= 300:
 		if len(bytes.TrimSpace(body)) == 0 {
@@ -190,6 +231,9 @@ func (e *Engine) client(c Call) *retryablehttp.Client {
 	}
 	cl := retryablehttp.NewClient()
 	cl.HTTPClient = &http.Client{
+		// Per attempt, and unlike the transport's timeouts it covers reading
+		// the body.
+		Timeout:   attemptTimeout(cfg),
 		Transport: newSigner(c.SigV4, t),
 		// ML Commons never follows redirects; a redirect target is checked anyway.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -217,8 +261,12 @@ func (e *Engine) client(c Call) *retryablehttp.Client {
 }
 
 // checkRetry retries only answers that say "try again": 429, 5xx and what
-// throttled recognises. Connection failures are not retried: a submission
-// may have reached the provider.
+// throttled recognises, and only within the call's retry budget. Once the
+// budget is spent, or a Retry-After asks for longer than is left of it, the
+// provider's answer is the call's answer: the caller learns the provider is
+// throttling (429 and its body), not that the sidecar ran out of time.
+// Connection failures are not retried: a submission may have reached the
+// provider.
 func checkRetry(throttled func(*http.Response) bool) retryablehttp.CheckRetry {
 	return func(ctx context.Context, resp *http.Response, err error) (bool, error) {
 		if ctx.Err() != nil {
@@ -227,37 +275,65 @@ func checkRetry(throttled func(*http.Response) bool) retryablehttp.CheckRetry {
 		if err != nil || resp == nil {
 			return false, err
 		}
-		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
-			return true, nil
+		again := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 ||
+			throttled != nil && throttled(resp)
+		if !again {
+			return false, nil
 		}
-		return throttled != nil && throttled(resp), nil
+		until := labelsFrom(ctx).retryUntil
+		if wait, ok := retryAfter(resp); ok && !until.IsZero() && time.Now().Add(wait).After(until) {
+			return false, nil
+		}
+		return until.IsZero() || time.Now().Before(until), nil
 	}
 }
 
+// retryAfter reads a Retry-After header (seconds or a date), capped at
+// MaxRetryAfter.
+func retryAfter(resp *http.Response) (time.Duration, bool) {
+	s := resp.Header.Get("Retry-After")
+	if s == "" {
+		return 0, false
+	}
+	if secs, err := strconv.Atoi(s); err == nil && secs >= 0 {
+		return min(time.Duration(secs)*time.Second, MaxRetryAfter), true
+	}
+	if t, err := http.ParseTime(s); err == nil {
+		return min(max(time.Until(t), 0), MaxRetryAfter), true
+	}
+	return 0, false
+}
+
 // backoff implements ML Commons' retry_backoff_policy values; a provider's
-// Retry-After wins, capped at MaxRetryAfter.
+// Retry-After wins, capped at MaxRetryAfter. No wait outlasts the call's
+// retry budget.
 func backoff(policy string) retryablehttp.Backoff {
 	return func(waitMin, waitMax time.Duration, attempt int, resp *http.Response) time.Duration {
+		wait := policyWait(policy, waitMin, waitMax, attempt)
 		if resp != nil {
-			if s := resp.Header.Get("Retry-After"); s != "" {
-				if secs, err := strconv.Atoi(s); err == nil && secs >= 0 {
-					return min(time.Duration(secs)*time.Second, MaxRetryAfter)
-				}
-				if t, err := http.ParseTime(s); err == nil {
-					return min(max(time.Until(t), 0), MaxRetryAfter)
+			if d, ok := retryAfter(resp); ok {
+				wait = d
+			}
+			if resp.Request != nil {
+				if until := labelsFrom(resp.Request.Context()).retryUntil; !until.IsZero() {
+					wait = min(wait, max(time.Until(until), 0))
 				}
 			}
 		}
-		exp := min(waitMin<<min(attempt, 20), waitMax)
-		switch policy {
-		case "exponential_equal_jitter":
-			half := exp / 2
-			return half + time.Duration(rand.Int64N(int64(half)+1))
-		case "exponential_full_jitter":
-			return time.Duration(rand.Int64N(int64(exp) + 1))
-		default: // constant
-			return waitMin
-		}
+		return wait
+	}
+}
+
+func policyWait(policy string, waitMin, waitMax time.Duration, attempt int) time.Duration {
+	exp := min(waitMin<<min(attempt, 20), waitMax)
+	switch policy {
+	case "exponential_equal_jitter":
+		half := exp / 2
+		return half + time.Duration(rand.Int64N(int64(half)+1))
+	case "exponential_full_jitter":
+		return time.Duration(rand.Int64N(int64(exp) + 1))
+	default: // constant
+		return waitMin
 	}
 }
 
@@ -277,9 +353,13 @@ func (d *guardDialer) DialContext(ctx context.Context, network, addr string) (ne
 	return d.guard.DialContext(ctx, network, addr)
 }
 
-// labels are the metric labels of a call, carried in the request context
-// to the retry hook of the client its connector version shares.
-type labels struct{ provider, action string }
+// labels are the metric labels of a call and the end of its retry budget,
+// carried in the request context to the hooks of the client its connector
+// version shares.
+type labels struct {
+	provider, action string
+	retryUntil       time.Time
+}
 
 type labelsKey struct{}
 

@@ -2,7 +2,9 @@ package remote
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -189,5 +191,151 @@ func TestSigV4SignsEveryAttempt(t *testing.T) {
 	}
 	if !strings.HasSuffix(auths[1], "|tok") {
 		t.Errorf("retry lacks the session token: %q", auths[1])
+	}
+}
+
+// waitDo runs Do and fails the test when it has not returned in 20 s: a call
+// that never ends is the bug, so the bound is a deadline, not a measurement.
+func waitDo(t *testing.T, e *Engine, c Call) (*Response, error) {
+	t.Helper()
+	type result struct {
+		resp *Response
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := e.Do(context.Background(), c)
+		done <- result{resp, err}
+	}()
+	select {
+	case r := <-done:
+		return r.resp, r.err
+	case <-time.After(20 * time.Second):
+		t.Fatal("Do has not returned after 20s")
+		return nil, nil
+	}
+}
+
+// A provider that sends the headers and half a body, then stalls, is cut off
+// by the attempt's deadline (connection_timeout + read_timeout) with a 504.
+func TestStalledBodyIs504(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv, _ := provider(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(200)
+		io.WriteString(w, `{"id":"batch_1","sta`)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	for _, retries := range []int{0, 2} {
+		cfg := DefaultConfig()
+		cfg.ConnectionTimeout, cfg.ReadTimeout, cfg.MaxRetryTimes, cfg.RetryTimeoutSeconds = 1, 1, retries, 1
+		_, err := waitDo(t, newEngine(t, true), call(srv.URL, cfg))
+		if e, ok := mlerr.From(err); !ok || e.Status != 504 {
+			t.Errorf("max_retry_times %d: got %v, want 504", retries, err)
+		}
+	}
+}
+
+// A Retry-After longer than what is left of the retry budget, or a budget
+// spent on retries, gives the caller the provider's 429 and its body, not a
+// timeout.
+func TestThrottlingBeyondTheBudgetReturnsTheProviderAnswer(t *testing.T) {
+	tests := []struct {
+		name       string
+		retryAfter string
+		maxRetries int
+		wantCalls  int64
+	}{
+		{"Retry-After beyond the budget", "120", 3, 1},
+		{"budget spent on retries", "0", -1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, n := provider(t, answer(429, `{"error":"slow down"}`, "Retry-After", tt.retryAfter))
+			cfg := DefaultConfig()
+			cfg.MaxRetryTimes, cfg.RetryTimeoutSeconds, cfg.RetryBackoffMillis = tt.maxRetries, 1, 50
+			_, err := waitDo(t, newEngine(t, true), call(srv.URL, cfg))
+			e, ok := mlerr.From(err)
+			if !ok || e.Status != 429 || !strings.Contains(e.Reason, "slow down") {
+				t.Fatalf("got %v, want the provider's 429 with its body", err)
+			}
+			if tt.wantCalls > 0 && n.Load() != tt.wantCalls {
+				t.Errorf("provider called %d times, want %d", n.Load(), tt.wantCalls)
+			}
+		})
+	}
+}
+
+// A provider that echoes the request's headers in its answer does not hand
+// the key back, in any encoding.
+func TestSecretsAreRedactedFromAnswers(t *testing.T) {
+	const key = `sk-"e2e"/key<42>`
+	echo := func(status int) func(http.ResponseWriter, *http.Request) {
+		return func(w http.ResponseWriter, r *http.Request) {
+			b, _ := json.Marshal(map[string]any{"headers": r.Header, "raw": r.Header.Get("Authorization")})
+			w.WriteHeader(status)
+			w.Write(b)
+			io.WriteString(w, ` \/ `+strings.ReplaceAll(strings.ReplaceAll(key, `"`, `\"`), "/", `\/`))
+		}
+	}
+	for _, status := range []int{401, 200} {
+		srv, _ := provider(t, echo(status))
+		c := call(srv.URL, DefaultConfig())
+		c.Headers = map[string]string{"Authorization": "Bearer " + key}
+		c.Secrets = []string{key, "ab"}
+		resp, err := newEngine(t, true).Do(context.Background(), c)
+		var text string
+		if status == 200 {
+			if err != nil {
+				t.Fatal(err)
+			}
+			text = string(resp.Body)
+		} else {
+			text = mlerr.Reason(err)
+		}
+		for _, leak := range []string{"e2e", `e2e\"\/key`, `\u003c42`} {
+			if strings.Contains(text, leak) {
+				t.Errorf("status %d: answer shows %q: %s", status, leak, text)
+			}
+		}
+		if !strings.Contains(text, Redacted) || !strings.Contains(text, "Bearer") {
+			t.Errorf("status %d: answer %s, want the key redacted and the rest kept", status, text)
+		}
+	}
+}
+
+func TestRedactError(t *testing.T) {
+	const key = "sk-secret-value"
+	inner := mlerr.Provider(401, "Error from remote service: bad key %s", key)
+	tests := []struct {
+		name       string
+		err        error
+		wantReason string
+	}{
+		{"ml error", inner, "Error from remote service: bad key [REDACTED]"},
+		{"wrapped ml error", fmt.Errorf("calling: %w", inner), "Error from remote service: bad key [REDACTED]"},
+		{"other error", fmt.Errorf("dial %s: %w", key, context.DeadlineExceeded), "internal error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := RedactError(tt.err, []string{key})
+			if strings.Contains(got.Error(), key) {
+				t.Errorf("Error() = %q shows the key", got)
+			}
+			if r := mlerr.Reason(got); r != tt.wantReason {
+				t.Errorf("reason = %q, want %q", r, tt.wantReason)
+			}
+			if errors.Is(tt.err, context.DeadlineExceeded) != errors.Is(got, context.DeadlineExceeded) {
+				t.Error("errors.Is changed")
+			}
+		})
+	}
+	if err := errors.New("clean"); RedactError(err, []string{key}) != err {
+		t.Error("an error without a secret was replaced")
 	}
 }

@@ -65,7 +65,7 @@ var (
 //
 // Every error is an *mlerr.Error.
 func Substitute(tmpl string, params map[string]string) (string, error) {
-	return substitute(parametersPrefix, tmpl, withToString(params))
+	return substitute("template", parametersPrefix, tmpl, withToString(params))
 }
 
 // SubstituteCredentials fills ${credential.x} from the decrypted credentials.
@@ -74,7 +74,21 @@ func Substitute(tmpl string, params map[string]string) (string, error) {
 // same StringSubstitutor rules apply (missing keys left in place, defaults,
 // "$" escape, recursion with cycle detection).
 func SubstituteCredentials(tmpl string, cred map[string]string) (string, error) {
-	return substitute(credentialPrefix, tmpl, cred)
+	return substitute("template", credentialPrefix, tmpl, cred)
+}
+
+// Header fills one header value of an action: ${parameters.x} from params
+// first, then ${credential.x} from cred. ML Commons fills credentials first,
+// so a parameter error there quotes the header with the key in it; in this
+// order no substituted credential is ever scanned again, and an error names
+// the header, never its text.
+func Header(name, tmpl string, params, cred map[string]string) (string, error) {
+	what := "header " + name
+	v, err := substitute(what, parametersPrefix, tmpl, withToString(params))
+	if err != nil {
+		return "", err
+	}
+	return substitute(what, credentialPrefix, v, cred)
 }
 
 // toStringRef finds ${parameters.NAME.toString()} in parameter values. Unlike
@@ -117,18 +131,22 @@ func withToString(params map[string]string) map[string]string {
 // character came from a substituted value; and an escape is honoured only
 // when the variable is complete.
 type substitutor struct {
+	// what names the template in errors ("url", "header Authorization"):
+	// errors never quote the text, which may hold substituted secrets.
+	what   string
 	prefix string
 	values map[string]string
 	out    []byte
-	// prior is Commons Text's priorVariables: the source text, then the names
-	// being expanded, outermost first. It is nil until the first variable.
+	// prior is Commons Text's priorVariables without its first entry (the
+	// source text, which upstream quotes in its cycle error): the names being
+	// expanded, outermost first.
 	prior []string
 
 	bytesLeft, resolutionsLeft int
 }
 
-func substitute(prefix, src string, values map[string]string) (string, error) {
-	s := &substitutor{prefix: prefix, values: values, bytesLeft: maxOutput, resolutionsLeft: maxResolutions}
+func substitute(what, prefix, src string, values map[string]string) (string, error) {
+	s := &substitutor{what: what, prefix: prefix, values: values, bytesLeft: maxOutput, resolutionsLeft: maxResolutions}
 	if err := s.expand(src); err != nil {
 		return "", err
 	}
@@ -169,12 +187,9 @@ func (s *substitutor) expand(src string) error {
 			continue
 		}
 		name, fallback, hasFallback := s.splitDefault(src[nameStart : end-1])
-		if s.prior == nil {
-			s.prior = []string{string(s.out) + src[i:]}
-		}
 		if slices.Contains(s.prior, name) {
 			return cycleError("Infinite loop in property interpolation of %s: %s",
-				s.prior[0], strings.Join(s.prior[1:], "->"))
+				s.what, strings.Join(s.prior, "->"))
 		}
 		value, ok := s.values[name]
 		if !ok && hasFallback {
@@ -187,9 +202,9 @@ func (s *substitutor) expand(src string) error {
 			i = end
 			continue
 		}
-		if len(s.prior) > maxDepth {
+		if len(s.prior) >= maxDepth {
 			return cycleError("Infinite loop in property interpolation of %s: more than %d nested parameters",
-				s.prior[0], maxDepth)
+				s.what, maxDepth)
 		}
 		if s.resolutionsLeft--; s.resolutionsLeft < 0 {
 			return tooLarge()

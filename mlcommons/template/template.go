@@ -118,7 +118,7 @@ func Payload(requestBody string, params map[string]string) (string, error) {
 			}
 		}
 		var err error
-		if payload, err = Substitute(body, params); err != nil {
+		if payload, err = substitute("request_body", parametersPrefix, body, withToString(params)); err != nil {
 			return "", err
 		}
 		if !isJSONOrNDJSON(payload) {
@@ -154,7 +154,7 @@ func URL(tmpl string, params map[string]string) (string, error) {
 	u := tmpl
 	if len(params) > 0 {
 		var err error
-		if u, err = Substitute(tmpl, params); err != nil {
+		if u, err = substitute("url", parametersPrefix, tmpl, withToString(params)); err != nil {
 			return "", err
 		}
 	}

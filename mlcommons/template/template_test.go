@@ -338,14 +338,14 @@ func TestSubstitute(t *testing.T) {
 			name:    "two-step cycle",
 			tmpl:    `${parameters.a}`,
 			params:  map[string]string{"a": "${parameters.b}", "b": "${parameters.a}"},
-			wantErr: illegalState("Infinite loop in property interpolation of ${parameters.a}: a->b"),
+			wantErr: illegalState("Infinite loop in property interpolation of template: a->b"),
 			wantIs:  ErrCycle,
 		},
 		{
 			name:    "self reference",
 			tmpl:    `{"p":"${parameters.a}"}`,
 			params:  map[string]string{"a": "x${parameters.a}"},
-			wantErr: illegalState(`Infinite loop in property interpolation of {"p":"${parameters.a}"}: a`),
+			wantErr: illegalState("Infinite loop in property interpolation of template: a"),
 			wantIs:  ErrCycle,
 		},
 		{
@@ -368,7 +368,7 @@ func TestSubstitute(t *testing.T) {
 			name:    "101 nested parameters exceed the depth bound",
 			tmpl:    `${parameters.p0}`,
 			params:  chain(101),
-			wantErr: illegalState("Infinite loop in property interpolation of ${parameters.p0}: more than 100 nested parameters"),
+			wantErr: illegalState("Infinite loop in property interpolation of template: more than 100 nested parameters"),
 			wantIs:  ErrCycle,
 		},
 		{
@@ -473,7 +473,7 @@ func TestSubstituteCredentials(t *testing.T) {
 			name:    "cycle",
 			tmpl:    "${credential.a}",
 			cred:    map[string]string{"a": "${credential.a}"},
-			wantErr: illegalState("Infinite loop in property interpolation of ${credential.a}: a"),
+			wantErr: illegalState("Infinite loop in property interpolation of template: a"),
 			wantIs:  ErrCycle,
 		},
 	}
@@ -483,6 +483,61 @@ func TestSubstituteCredentials(t *testing.T) {
 			checkErr(t, err, tt.wantErr, tt.wantIs)
 			if got != tt.want {
 				t.Errorf("SubstituteCredentials(%q) = %q, want %q", tt.tmpl, got, tt.want)
+			}
+		})
+	}
+}
+
+// Header fills parameters before credentials and names the header, never
+// its text, in an error: with credentials first, a parameter cycle quoted
+// the header with the key in it.
+func TestHeader(t *testing.T) {
+	const key = "sk-secret-123456"
+	cred := map[string]string{"openAI_key": key}
+	tests := []struct {
+		name    string
+		tmpl    string
+		params  map[string]string
+		cred    map[string]string // nil: cred
+		want    string
+		wantErr *mlerr.Error
+		wantIs  error
+	}{
+		{name: "credential", tmpl: "Bearer ${credential.openAI_key}", want: "Bearer " + key},
+		{
+			name:   "parameter and credential",
+			tmpl:   "${parameters.scheme} ${credential.openAI_key}",
+			params: map[string]string{"scheme": "Bearer"},
+			want:   "Bearer " + key,
+		},
+		{
+			name:    "parameter cycle names the header only",
+			tmpl:    "Bearer ${credential.openAI_key} ${parameters.a}",
+			params:  map[string]string{"a": "${parameters.b}", "b": "${parameters.a}"},
+			wantErr: illegalState("Infinite loop in property interpolation of header Authorization: a->b"),
+			wantIs:  ErrCycle,
+		},
+		{
+			name:   "a credential value is not expanded as a parameter",
+			tmpl:   "${credential.k}",
+			params: map[string]string{"x": "X"},
+			cred:   map[string]string{"k": "${parameters.x}"},
+			want:   "${parameters.x}",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := cred
+			if tt.cred != nil {
+				c = tt.cred
+			}
+			got, err := Header("Authorization", tt.tmpl, tt.params, c)
+			checkErr(t, err, tt.wantErr, tt.wantIs)
+			if err != nil && strings.Contains(err.Error(), key) {
+				t.Errorf("error %q shows the credential", err)
+			}
+			if got != tt.want {
+				t.Errorf("Header(%q) = %q, want %q", tt.tmpl, got, tt.want)
 			}
 		})
 	}
@@ -637,7 +692,7 @@ func TestPayload(t *testing.T) {
 			name:    "cycle",
 			body:    `{"a":"${parameters.a}"}`,
 			params:  map[string]string{"a": "${parameters.b}", "b": "${parameters.a}"},
-			wantErr: illegalState(`Infinite loop in property interpolation of {"a":"${parameters.a}"}: a->b`),
+			wantErr: illegalState("Infinite loop in property interpolation of request_body: a->b"),
 			wantIs:  ErrCycle,
 		},
 		{
@@ -716,7 +771,7 @@ func TestURL(t *testing.T) {
 			name:    "cycle",
 			tmpl:    "https://${parameters.a}/",
 			params:  map[string]string{"a": "${parameters.a}"},
-			wantErr: illegalState("Infinite loop in property interpolation of https://${parameters.a}/: a"),
+			wantErr: illegalState("Infinite loop in property interpolation of url: a"),
 			wantIs:  ErrCycle,
 		},
 	}

@@ -4,8 +4,10 @@
 package fault
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -25,6 +27,18 @@ type Fault struct {
 	Times int
 	// Garbage answers 200 with a body that is not JSON.
 	Garbage bool
+	// Stall sends the headers of a 200 (or Status) answer announcing Body
+	// (default: a JSON object) whole, then only its first half, and holds
+	// the connection until the client goes away: a provider that hangs
+	// mid-answer.
+	Stall bool
+	// EchoHeaders answers Status (default 400) with a JSON error whose
+	// message holds every request header, as some gateways do: a client
+	// that sends a key gets it back in the body.
+	EchoHeaders bool
+	// PathContains, when set, limits the fault to requests whose URL path
+	// (as sent, escaped) contains it, e.g. one batch's id.
+	PathContains string
 }
 
 // Injector holds the queued faults of one double, by operation name.
@@ -55,19 +69,27 @@ func (in *Injector) Reset() {
 }
 
 // Next takes the fault due for op, if any.
-func (in *Injector) Next(op string) *Fault {
+func (in *Injector) Next(op string) *Fault { return in.next(op, "") }
+
+// next takes the fault due for op on a request for path: the first queued
+// one whose PathContains matches ("" path: any).
+func (in *Injector) next(op, path string) *Fault {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	for _, key := range []string{op, "*"} {
 		q := in.queued[key]
-		if len(q) == 0 {
+		i := 0
+		for path != "" && i < len(q) && q[i].PathContains != "" && !strings.Contains(path, q[i].PathContains) {
+			i++
+		}
+		if i == len(q) {
 			continue
 		}
-		f := *q[0]
-		if q[0].Times > 0 {
-			q[0].Times--
-			if q[0].Times == 0 {
-				in.queued[key] = q[1:]
+		f := *q[i]
+		if q[i].Times > 0 {
+			q[i].Times--
+			if q[i].Times == 0 {
+				in.queued[key] = append(q[:i:i], q[i+1:]...)
 			}
 		}
 		return &f
@@ -79,7 +101,7 @@ func (in *Injector) Next(op string) *Fault {
 // answered the request; the double then does nothing more. errBody builds the
 // provider's usual error body for a status.
 func (in *Injector) Apply(op string, w http.ResponseWriter, r *http.Request, errBody func(status int) string) bool {
-	f := in.Next(op)
+	f := in.next(op, r.URL.EscapedPath())
 	if f == nil {
 		return false
 	}
@@ -91,6 +113,31 @@ func (in *Injector) Apply(op string, w http.ResponseWriter, r *http.Request, err
 		}
 	}
 	switch {
+	case f.Stall:
+		body := f.Body
+		if body == "" {
+			body = `{"id":"stalled","object":"batch","status":"in_progress","note":"this answer never ends"}`
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(max(f.Status, http.StatusOK))
+		_, _ = w.Write([]byte(body[:len(body)/2]))
+		// Through the double's own ResponseWriter wrappers (Unwrap).
+		_ = http.NewResponseController(w).Flush()
+		<-r.Context().Done()
+		return true
+	case f.EchoHeaders:
+		status := f.Status
+		if status == 0 {
+			status = http.StatusBadRequest
+		}
+		headers, _ := json.Marshal(r.Header)
+		msg, _ := json.Marshal(map[string]any{"error": map[string]any{
+			"message": "Bad request, you sent: " + string(headers), "headers": r.Header}})
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write(msg)
+		return true
 	case f.Garbage:
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)

@@ -203,8 +203,12 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
 
 	now := s.lock()
 	defer s.mu.Unlock()
+	id := "batch_" + randomHex(16)
+	if len(s.nextIDs) > 0 {
+		id, s.nextIDs = s.nextIDs[0], s.nextIDs[1:]
+	}
 	b := &batch{
-		id:             "batch_" + randomHex(16),
+		id:             id,
 		endpoint:       req.Endpoint,
 		inputFileID:    req.InputFileID,
 		metadata:       req.Metadata,

@@ -77,6 +77,16 @@ type Server struct {
 	batches  map[string]*batch
 	batchIDs []string // in creation order
 	requests map[string]int
+	nextIDs  []string // ids the next batches get, see SetNextBatchIDs
+}
+
+// SetNextBatchIDs makes the next batches created get these ids, in order,
+// instead of random ones: a test can hand a client an id that needs
+// escaping ("x?admin=1") or looks like a template ("${parameters.id}").
+func (s *Server) SetNextBatchIDs(ids ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextIDs = append(s.nextIDs, ids...)
 }
 
 // New returns a Server that is not listening yet.
