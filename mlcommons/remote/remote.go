@@ -224,8 +224,16 @@ func (e *Engine) client(c Call) *retryablehttp.Client {
 	t := e.guard.Transport()
 	t.MaxConnsPerHost = max(cfg.MaxConnection, 1)
 	t.MaxIdleConnsPerHost = max(cfg.MaxConnection, 1)
-	t.ResponseHeaderTimeout = time.Duration(cfg.ReadTimeout) * time.Second
-	t.DialContext = (&guardDialer{guard: e.guard, timeout: time.Duration(cfg.ConnectionTimeout) * time.Second}).DialContext
+	// 0 means the default, never "no bound" (attemptTimeout does the same).
+	read, conn := cfg.ReadTimeout, cfg.ConnectionTimeout
+	if read <= 0 {
+		read = DefaultConfig().ReadTimeout
+	}
+	if conn <= 0 {
+		conn = DefaultConfig().ConnectionTimeout
+	}
+	t.ResponseHeaderTimeout = time.Duration(read) * time.Second
+	t.DialContext = (&guardDialer{guard: e.guard, timeout: time.Duration(conn) * time.Second}).DialContext
 	if cfg.SkipSSLVerification {
 		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the connector asked for it
 	}
