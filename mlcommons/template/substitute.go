@@ -23,7 +23,7 @@ const (
 	// request parameters that each reference the next one twice make the
 	// expansion grow exponentially, in size or, for empty values, in time;
 	// Java would run out of memory or spin. Real templates stay far below.
-	maxOutput      = 64 << 20
+	maxOutput      = 16 << 20
 	maxResolutions = 1 << 18
 )
 

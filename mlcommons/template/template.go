@@ -39,7 +39,9 @@ func invalid(reason string, cause error) *mlerr.Error {
 //     is left raw, so `${parameters.input}` with ["a","b"] inserts the array;
 //   - keys named in the comma-separated "no_escape_params" are left raw;
 //   - everything else goes through EscapeJSON, so templates must quote string
-//     placeholders ("${parameters.model}").
+//     placeholders ("${parameters.model}");
+//   - placeholders in a value are not expanded (ML Commons expands them; see
+//     COMPATIBILITY.md).
 func RequestParameters(raw map[string]any) map[string]string {
 	if raw == nil {
 		return nil
@@ -56,11 +58,13 @@ func RequestParameters(raw map[string]any) map[string]string {
 	}
 	out := make(map[string]string, len(text))
 	for k, v := range text {
-		if IsJSON(v) || noEscape[k] {
-			out[k] = v
-		} else {
-			out[k] = EscapeJSON(v)
+		if !IsJSON(v) && !noEscape[k] {
+			v = EscapeJSON(v)
 		}
+		// A caller's value is text, never a template: "${" in it is
+		// emitted as it is, so parameters cannot expand one another (a few
+		// KiB that reference each other would expand to many MiB).
+		out[k] = strings.ReplaceAll(v, "${", "$${")
 	}
 	return out
 }

@@ -375,14 +375,14 @@ func TestSubstitute(t *testing.T) {
 			name:    "exponential growth in size is refused",
 			tmpl:    `${parameters.p0}`,
 			params:  doubling(20, strings.Repeat("x", 1024)),
-			wantErr: badRequest("Parameter substitution would produce more than 64 MiB or fill more than 262144 placeholders"),
+			wantErr: badRequest("Parameter substitution would produce more than 16 MiB or fill more than 262144 placeholders"),
 			wantIs:  ErrTooLarge,
 		},
 		{
 			name:    "exponential growth in work is refused",
 			tmpl:    `${parameters.p0}`,
 			params:  doubling(20, ""),
-			wantErr: badRequest("Parameter substitution would produce more than 64 MiB or fill more than 262144 placeholders"),
+			wantErr: badRequest("Parameter substitution would produce more than 16 MiB or fill more than 262144 placeholders"),
 			wantIs:  ErrTooLarge,
 		},
 		{
@@ -852,4 +852,25 @@ func FuzzEscapeJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A caller's parameters are text, never templates: values that reference
+// each other are not expanded (a few KiB would otherwise become many MiB);
+// the payload check then finds the placeholder text and refuses the call,
+// and a value without placeholders passes through.
+func TestRequestParametersAreLiterals(t *testing.T) {
+	req := RequestParameters(map[string]any{
+		"a": strings.Repeat("${parameters.b}", 4),
+		"b": strings.Repeat("${parameters.c}", 4),
+		"c": strings.Repeat("x", 1000),
+	})
+	params := Merge(map[string]string{"model": "m"}, req, nil)
+	got, err := Payload(`{"a":"${parameters.a}","model":"${parameters.model}"}`, params)
+	if e, ok := mlerr.From(err); !ok || e.Status != 400 || len(got) > 0 {
+		t.Errorf("got %d bytes, %v; want a 400 and no payload", len(got), err)
+	}
+	got, err = Payload(`{"c":"${parameters.c}","model":"${parameters.model}"}`, params)
+	if err != nil || got != `{"c":"`+strings.Repeat("x", 1000)+`","model":"m"}` {
+		t.Errorf("got %.60q, %v; want c and model filled", got, err)
+	}
 }
