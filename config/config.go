@@ -64,6 +64,12 @@ type Config struct {
 	// AllowStoredMasterKey keeps the master key in the config index of a
 	// cluster with the security plugin when MasterKeyFile is empty.
 	AllowStoredMasterKey bool
+	// ModelAccessControl and ConnectorAccessControl are ML Commons'
+	// model_access_control_enabled and connector_access_control_enabled:
+	// model groups, models and connectors checked by owner, access mode and
+	// backend roles.
+	ModelAccessControl     bool
+	ConnectorAccessControl bool
 	// TrustedEndpoints are the regexes an outbound URL must match as a
 	// whole (each anchored here, as Java's String.matches does); by default
 	// ML Commons 2.19's list.
@@ -158,6 +164,8 @@ type raw struct {
 
 	indexPrefix, masterKeyFile, nodeID string
 	allowStoredMasterKey               bool
+	modelAccessControl                 bool
+	connectorAccessControl             bool
 	trustedEndpoints                   stringList
 	allowPrivateEndpoints              bool
 	maxRequestBodyBytes                int64
@@ -217,6 +225,8 @@ func (r *raw) flagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&r.indexPrefix, "index-prefix", ".mlsidecar-", "prefix of the hidden indices holding connectors, models, model groups, tasks and config")
 	fs.StringVar(&r.masterKeyFile, "master-key-file", "", "file of credential encryption keys, one \"<id>:<base64 of 32 bytes>\" per line, newest last; empty: a key kept in the config index")
 	r.trustedEndpoints.values = append([]string(nil), defaultTrustedEndpoints...)
+	fs.BoolVar(&r.modelAccessControl, "model-access-control", false, "resource access control of model groups and their models (ML Commons' model_access_control_enabled)")
+	fs.BoolVar(&r.connectorAccessControl, "connector-access-control", false, "resource access control of connectors (ML Commons' connector_access_control_enabled)")
 	fs.BoolVar(&r.allowStoredMasterKey, "allow-stored-master-key", false, "on a cluster with the security plugin, keep the master key in the config index when no --master-key-file is given (readable by every role that reads all indices)")
 	fs.Var(&r.trustedEndpoints, "trusted-endpoint-regex", "regex a connector URL, as parsed (no user info or fragment), must match as a whole (repeatable; default: ML Commons' list, AWS hosts narrowed to one region label)")
 	fs.BoolVar(&r.allowPrivateEndpoints, "allow-private-endpoints", false, "let connectors reach loopback, private and link-local addresses")
@@ -389,6 +399,8 @@ func (r *raw) complete() (*Config, error) {
 		IndexPrefix:                r.indexPrefix,
 		MasterKeyFile:              r.masterKeyFile,
 		AllowStoredMasterKey:       r.allowStoredMasterKey,
+		ModelAccessControl:         r.modelAccessControl,
+		ConnectorAccessControl:     r.connectorAccessControl,
 		AllowPrivateEndpoints:      r.allowPrivateEndpoints,
 		MaxRequestBodyBytes:        r.maxRequestBodyBytes,
 		MaxInflightMLBodyBytes:     r.maxInflightMLBodyBytes,

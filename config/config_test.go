@@ -46,6 +46,24 @@ func TestLoadDefaults(t *testing.T) {
 	}
 }
 
+// Resource access control is off unless asked for, as in ML Commons.
+func TestLoadAccessControl(t *testing.T) {
+	c, err := Load(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ModelAccessControl || c.ConnectorAccessControl {
+		t.Errorf("defaults: model %v connector %v, want both off", c.ModelAccessControl, c.ConnectorAccessControl)
+	}
+	c, err = Load([]string{"--model-access-control"}, env(map[string]string{"MLSIDECAR_CONNECTOR_ACCESS_CONTROL": "true"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.ModelAccessControl || !c.ConnectorAccessControl {
+		t.Errorf("set: model %v connector %v, want both on", c.ModelAccessControl, c.ConnectorAccessControl)
+	}
+}
+
 func TestLoadPrecedence(t *testing.T) {
 	file := writeFile(t, "c.yaml", "upstream: http://file:1\nlisten-address: 127.0.0.1:7001\nlog-level: warn\nshutdown-timeout: 5s\n")
 	tests := []struct {

@@ -198,6 +198,9 @@ type BatchState struct {
 	// Connector is a snapshot taken at submission (credential encrypted).
 	Connector *Connector `json:"connector"`
 	ClientKey string     `json:"client_key"`
+	// ModelGroupID is the model's group at submission: access to the task
+	// is checked through it, even after the model is deleted.
+	ModelGroupID string `json:"model_group_id,omitempty"`
 	// NextPoll is when the worker should refresh the task next (epoch ms).
 	NextPoll int64 `json:"next_poll"`
 	// LeaseOwner holds the task until LeaseUntil while it refreshes it.

@@ -72,10 +72,15 @@ type Options struct {
 	// StoredKeyAllowed lets a secured cluster's config index keep the
 	// master key when no key file is configured.
 	StoredKeyAllowed bool
-	Batch            batch.Settings
-	Logger           *slog.Logger
-	Registerer       prometheus.Registerer
-	Now              func() time.Time
+
+	// ModelAccessControl and ConnectorAccessControl are ML Commons'
+	// model_access_control_enabled and connector_access_control_enabled.
+	ModelAccessControl, ConnectorAccessControl bool
+
+	Batch      batch.Settings
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
 }
 
 // API is the ML Commons REST API.
@@ -84,11 +89,15 @@ type API struct {
 	authz Authorizer
 	// storedKeyAllowed: see Options.StoredKeyAllowed.
 	storedKeyAllowed bool
-	connectors       *connector.Service
-	batch            *batch.Service
-	remote           connector.Doer
-	nodeID           string
-	maxBody          int64
+
+	// modelAccessControl, connectorAccessControl: see Options.
+	modelAccessControl, connectorAccessControl bool
+
+	connectors *connector.Service
+	batch      *batch.Service
+	remote     connector.Doer
+	nodeID     string
+	maxBody    int64
 	// inflight holds the bytes of the ML bodies being read.
 	inflight        *semaphore.Weighted
 	bodyReadTimeout time.Duration
@@ -106,7 +115,8 @@ type API struct {
 // New returns the ML Commons API. It serves requests once Bootstrap has
 // succeeded.
 func New(o Options) *API {
-	a := &API{bodyReadTimeout: o.BodyReadTimeout, store: o.Store, authz: o.Authorizer, storedKeyAllowed: o.StoredKeyAllowed, remote: o.Remote, nodeID: o.NodeID, maxBody: o.MaxBodyBytes, log: o.Logger, now: o.Now}
+	a := &API{bodyReadTimeout: o.BodyReadTimeout, store: o.Store, authz: o.Authorizer, storedKeyAllowed: o.StoredKeyAllowed,
+		modelAccessControl: o.ModelAccessControl, connectorAccessControl: o.ConnectorAccessControl, remote: o.Remote, nodeID: o.NodeID, maxBody: o.MaxBodyBytes, log: o.Logger, now: o.Now}
 	if o.MaxInflightBodyBytes > 0 {
 		a.inflight = semaphore.NewWeighted(max(o.MaxInflightBodyBytes, o.MaxBodyBytes))
 	}

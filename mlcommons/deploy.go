@@ -18,7 +18,11 @@ func (a *API) deployModel(r *http.Request) (any, error) {
 	if len(body.NodeIDs) > 0 {
 		return nil, mlerr.IllegalArgument("Don't allow custom deployment plan")
 	}
-	taskID, err := a.deploy(r.Context(), pathVar(r, "id"))
+	id := pathVar(r, "id")
+	if err := a.checkModel(r.Context(), id, errModelDenied); err != nil {
+		return nil, err
+	}
+	taskID, err := a.deploy(r.Context(), id)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +96,23 @@ func (a *API) finishTask(ctx context.Context, taskID, state, modelID string, cau
 }
 
 func (a *API) undeployModel(r *http.Request) (any, error) {
-	return a.undeploy(r.Context(), []string{pathVar(r, "id")})
+	ids := []string{pathVar(r, "id")}
+	if err := a.checkUndeploy(r, ids); err != nil {
+		return nil, err
+	}
+	return a.undeploy(r.Context(), ids)
+}
+
+// checkUndeploy is ML Commons' access check of undeploy: with model access
+// control one model at a time, through its group.
+func (a *API) checkUndeploy(r *http.Request, ids []string) error {
+	if _, on := aclCaller(r.Context(), a.modelAccessControl); !on {
+		return nil
+	}
+	if len(ids) > 1 { // admins too, as in ML Commons
+		return mlerr.IllegalArgument("only support undeploy one model")
+	}
+	return a.checkModel(r.Context(), ids[0], mlerr.IllegalArgument("No permission to undeploy model %s", ids[0]))
 }
 
 func (a *API) undeployModels(r *http.Request) (any, error) {
@@ -105,6 +125,9 @@ func (a *API) undeployModels(r *http.Request) (any, error) {
 	}
 	if len(body.ModelIDs) == 0 {
 		return nil, mlerr.IllegalArgument("Must set specific model ids to undeploy")
+	}
+	if err := a.checkUndeploy(r, body.ModelIDs); err != nil {
+		return nil, err
 	}
 	return a.undeploy(r.Context(), body.ModelIDs)
 }

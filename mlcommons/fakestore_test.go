@@ -337,6 +337,8 @@ type testOptions struct {
 	// perms are the cluster's role definitions; nil: the sidecar's account
 	// cannot read them.
 	perms *auth.Permissions
+	// modelACL and connectorACL turn on model and connector access control.
+	modelACL, connectorACL bool
 }
 
 // newTestAPI builds the API with the real outbound guard and ML Commons'
@@ -390,6 +392,7 @@ func newTestAPIWith(t testing.TB, o testOptions) *testAPI {
 	})
 	api := New(Options{
 		Store: store, Guard: guard, Remote: doer, NodeID: testNodeID, MaxBodyBytes: 10 << 20, Authorizer: authz,
+		ModelAccessControl: o.modelACL, ConnectorAccessControl: o.connectorACL,
 		Batch: testBatchSettings(t), Logger: slog.New(slog.DiscardHandler), Registerer: reg,
 		Now: func() time.Time { return testNow },
 	})

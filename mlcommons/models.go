@@ -14,20 +14,18 @@ import (
 )
 
 type registerInput struct {
-	Name               *string          `json:"name"`
-	FunctionName       string           `json:"function_name"`
-	ModelGroupID       string           `json:"model_group_id"`
-	Description        string           `json:"description"`
-	ConnectorID        string           `json:"connector_id"`
-	Connector          *connector.Input `json:"connector"`
-	IsEnabled          *bool            `json:"is_enabled"`
-	RateLimiter        json.RawMessage  `json:"rate_limiter"`
-	DeploySetting      json.RawMessage  `json:"deploy_setting"`
-	Interface          json.RawMessage  `json:"interface"`
-	Guardrails         json.RawMessage  `json:"guardrails"`
-	AccessMode         *string          `json:"access_mode"`
-	BackendRoles       []string         `json:"backend_roles"`
-	AddAllBackendRoles *bool            `json:"add_all_backend_roles"`
+	Name          *string          `json:"name"`
+	FunctionName  string           `json:"function_name"`
+	ModelGroupID  string           `json:"model_group_id"`
+	Description   string           `json:"description"`
+	ConnectorID   string           `json:"connector_id"`
+	Connector     *connector.Input `json:"connector"`
+	IsEnabled     *bool            `json:"is_enabled"`
+	RateLimiter   json.RawMessage  `json:"rate_limiter"`
+	DeploySetting json.RawMessage  `json:"deploy_setting"`
+	Interface     json.RawMessage  `json:"interface"`
+	Guardrails    json.RawMessage  `json:"guardrails"`
+	accessInput
 }
 
 func (a *API) registerModel(r *http.Request) (any, error) {
@@ -44,10 +42,11 @@ func (a *API) registerModel(r *http.Request) (any, error) {
 		return nil, mlerr.IllegalArgument("model name is null")
 	case !strings.EqualFold(in.FunctionName, "remote"):
 		return nil, mlerr.IllegalArgument("mlsidecar registers remote models only: function_name must be \"remote\"")
-	case in.AccessMode != nil || len(in.BackendRoles) > 0 || in.AddAllBackendRoles != nil:
-		return nil, modelAccessControlRefused
 	}
 	ctx := r.Context()
+	if _, on := aclCaller(ctx, a.modelAccessControl); !on && in.given() {
+		return nil, modelAccessControlRefused
+	}
 	m := indexstore.Model{
 		Name: *in.Name, Algorithm: indexstore.AlgorithmRemote, Description: in.Description, ModelState: indexstore.ModelRegistered,
 		IsEnabled: in.IsEnabled, RateLimiter: rawOrNil(in.RateLimiter), DeploySetting: rawOrNil(in.DeploySetting),
@@ -55,8 +54,9 @@ func (a *API) registerModel(r *http.Request) (any, error) {
 	}
 	switch {
 	case in.ConnectorID != "":
-		if _, _, err := a.store.Connectors().Get(ctx, in.ConnectorID); err != nil {
-			return nil, notFoundAs(err, connector.NotFound(in.ConnectorID))
+		denied := mlerr.IllegalArgument("You don't have permission to use the connector provided, connector id: %s", in.ConnectorID)
+		if err := a.checkConnectorID(ctx, in.ConnectorID, denied); err != nil {
+			return nil, err
 		}
 		m.ConnectorID = in.ConnectorID
 	case in.Connector != nil:
@@ -77,7 +77,7 @@ func (a *API) registerModel(r *http.Request) (any, error) {
 		return nil, mlerr.IllegalArgument("You must provide connector content when creating a remote model without connector id!")
 	}
 
-	groupID, version, err := a.nextModelVersion(ctx, in.ModelGroupID, m.Name, m.Owner)
+	groupID, version, err := a.nextModelVersion(ctx, in.ModelGroupID, m.Name, m.Owner, &in.accessInput)
 	if err != nil {
 		return nil, err
 	}
@@ -108,18 +108,38 @@ func (a *API) registerModel(r *http.Request) (any, error) {
 }
 
 // nextModelVersion finds the model's group — the given one, else the group
-// named like the model, else a new one — and raises its latest_version.
-func (a *API) nextModelVersion(ctx context.Context, groupID, name string, owner *indexstore.Owner) (string, int, error) {
-	if groupID == "" {
+// named like the model, else a new one with the register body's access —
+// and raises its latest_version. The caller must be able to access it.
+func (a *API) nextModelVersion(ctx context.Context, groupID, name string, owner *indexstore.Owner, access *accessInput) (string, int, error) {
+	if groupID != "" {
+		ok, err := a.groupAccessible(ctx, groupID)
+		if err != nil {
+			return "", 0, notFoundAs(err, modelGroupNotFound(groupID))
+		}
+		if !ok {
+			return "", 0, mlerr.IllegalArgument("You don't have permissions to perform this operation on this model.")
+		}
+	} else {
 		ids, err := a.store.ModelGroupsNamed(ctx, name)
 		if err != nil {
 			return "", 0, err
 		}
 		if len(ids) > 0 {
 			groupID = ids[0]
+			ok, err := a.groupAccessible(ctx, groupID)
+			if err != nil {
+				return "", 0, err
+			}
+			if !ok {
+				return "", 0, mlerr.IllegalArgument("The name {%s} you provided is unavailable because it is used by another model group with id {%s} to which you do not have access. Please provide a different name.", name, groupID)
+			}
 		} else {
+			mode, roles, err := a.newGroupAccess(ctx, access)
+			if err != nil {
+				return "", 0, err
+			}
 			now := a.nowMillis()
-			g := indexstore.ModelGroup{Name: name, Access: "public", Owner: owner, CreatedTime: now, LastUpdatedTime: now}
+			g := indexstore.ModelGroup{Name: name, Access: mode, BackendRoles: roles, Owner: owner, CreatedTime: now, LastUpdatedTime: now}
 			res, err := a.store.ModelGroups().Insert(ctx, &g, indexstore.WaitForSeen)
 			if err != nil {
 				return "", 0, err
@@ -144,6 +164,9 @@ func (a *API) getModel(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, notFoundAs(err, modelNotFound(id))
 	}
+	if err := a.checkModel(r.Context(), id, errModelDenied); err != nil {
+		return nil, err
+	}
 	return modelOut(m), nil
 }
 
@@ -167,14 +190,21 @@ func (a *API) updateModel(r *http.Request) (any, error) {
 		return nil, err
 	}
 	ctx := r.Context()
+	if err := a.checkModel(ctx, id, mlerr.Status(http.StatusForbidden, "User doesn't have privilege to perform this operation on this model, model ID %s", id)); err != nil {
+		return nil, err
+	}
 	if in.ModelGroupID != nil {
 		if _, _, err := a.store.ModelGroups().Get(ctx, *in.ModelGroupID); err != nil {
 			return nil, notFoundAs(err, modelGroupNotFound(*in.ModelGroupID))
 		}
+		if ok, err := a.groupAccessible(ctx, *in.ModelGroupID); err != nil || !ok {
+			return nil, orDenied(err, mlerr.Status(http.StatusForbidden, "User Doesn't have privilege to re-link this model to the target model group due to no access to the target model group with model group ID %s", *in.ModelGroupID))
+		}
 	}
 	if in.ConnectorID != nil {
-		if _, _, err := a.store.Connectors().Get(ctx, *in.ConnectorID); err != nil {
-			return nil, notFoundAs(err, connector.NotFound(*in.ConnectorID))
+		denied := mlerr.Status(http.StatusForbidden, "You don't have permission to update the connector, connector id: %s", *in.ConnectorID)
+		if err := a.checkConnectorID(ctx, *in.ConnectorID, denied); err != nil {
+			return nil, err
 		}
 	}
 	res, _, err := indexstore.Modify(ctx, a.store.Models(), id, indexstore.WaitForSeen, func(m *indexstore.Model) error {
@@ -237,6 +267,9 @@ func (a *API) deleteModel(r *http.Request) (any, error) {
 	m, v, err := a.store.Models().Get(r.Context(), id)
 	if err != nil {
 		return nil, notFoundAs(err, mlerr.Status(http.StatusNotFound, "Failed to find model"))
+	}
+	if err := a.checkModel(r.Context(), id, errModelDenied); err != nil {
+		return nil, err
 	}
 	if indexstore.IsDeployedState(m.ModelState) {
 		return nil, mlerr.Status(http.StatusBadRequest, "Model cannot be deleted in deploying or deployed state. Try undeploy model first then delete")

@@ -31,6 +31,9 @@ func (a *API) predict(r *http.Request) (any, error) {
 		return nil, mlerr.IllegalArgument("Wrong action type in the rest request path!")
 	}
 	ctx := r.Context()
+	if err := a.checkModel(ctx, pathVar(r, "id"), errPredictDenied); err != nil {
+		return nil, err
+	}
 	b, err := a.connectors.Bind(ctx, pathVar(r, "id"))
 	if err != nil {
 		return nil, err

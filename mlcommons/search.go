@@ -8,6 +8,7 @@ import (
 	"github.com/mlsidecar/mlsidecar/indexstore"
 	"github.com/mlsidecar/mlsidecar/mlcommons/connector"
 	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
+	"github.com/mlsidecar/mlsidecar/mlcommons/searchdsl"
 )
 
 // search serves /<collection>/_search: a search body within the allow-list
@@ -20,7 +21,7 @@ func (a *API) search(c indexstore.Collection) apiFunc {
 		if err != nil {
 			return nil, err
 		}
-		params, err := checkSearchParams(r.URL.Path, r.URL.Query())
+		params, err := searchdsl.CheckParams(r.URL.Path, r.URL.Query())
 		if err != nil {
 			return nil, err
 		}
@@ -43,7 +44,7 @@ func (a *API) search(c indexstore.Collection) apiFunc {
 			// A script could read _source, credential included.
 			return nil, mlerr.IllegalArgument("scripts and runtime fields are not allowed in ML searches")
 		}
-		if err := checkSearchBody(c, req); err != nil {
+		if err := searchdsl.CheckBody(c, req); err != nil {
 			return nil, err
 		}
 		if c == indexstore.Models {
@@ -56,6 +57,17 @@ func (a *API) search(c indexstore.Collection) apiFunc {
 				"must":     []any{query},
 				"must_not": []any{map[string]any{"term": map[string]any{"is_hidden": true}}},
 			}}
+		}
+		filter, err := a.searchFilter(r.Context(), c)
+		if err != nil {
+			return nil, err
+		}
+		if filter != nil {
+			query, ok := req["query"]
+			if !ok {
+				query = map[string]any{"match_all": map[string]any{}}
+			}
+			req["query"] = map[string]any{"bool": map[string]any{"must": []any{query}, "filter": []any{filter}}}
 		}
 		b, err := json.Marshal(req)
 		if err != nil {

@@ -9,6 +9,11 @@ import (
 )
 
 func (a *API) getTask(r *http.Request) (any, error) {
+	// ML Commons answers 500 for this refusal; see COMPATIBILITY.md.
+	denied := mlerr.Status(http.StatusForbidden, "You don't have permission to access this batch job")
+	if err := a.checkBatchTask(r.Context(), pathVar(r, "id"), denied); err != nil {
+		return nil, err
+	}
 	t, err := a.batch.Get(r.Context(), pathVar(r, "id"))
 	if err != nil {
 		return nil, err
@@ -35,6 +40,9 @@ func (a *API) batchPredict(r *http.Request) (any, error) {
 	if err := decodeBody(r, &in, true); err != nil {
 		return nil, err
 	}
+	if err := a.checkModel(r.Context(), pathVar(r, "id"), errPredictDenied); err != nil {
+		return nil, err
+	}
 	sub, err := a.batch.Submit(r.Context(), pathVar(r, "id"), in.Parameters)
 	if err != nil {
 		return nil, err
@@ -44,6 +52,11 @@ func (a *API) batchPredict(r *http.Request) (any, error) {
 
 // cancelBatch serves POST /tasks/{id}/_cancel and /_cancel_batch.
 func (a *API) cancelBatch(r *http.Request) (any, error) {
+	// ML Commons answers 500 for this refusal; see COMPATIBILITY.md.
+	denied := mlerr.Status(http.StatusForbidden, "You don't have permission to cancel this batch job")
+	if err := a.checkBatchTask(r.Context(), pathVar(r, "id"), denied); err != nil {
+		return nil, err
+	}
 	if err := a.batch.Cancel(r.Context(), pathVar(r, "id")); err != nil {
 		return nil, err
 	}

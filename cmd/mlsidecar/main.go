@@ -93,7 +93,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ml := mlcommons.New(mlcommons.Options{
 		Store: store, Guard: guard, Remote: remote.New(guard, log, reg), NodeID: cfg.NodeID,
 		MaxBodyBytes: cfg.MaxRequestBodyBytes, MaxInflightBodyBytes: cfg.MaxInflightMLBodyBytes, BodyReadTimeout: cfg.MLBodyReadTimeout,
-		Authorizer: authz, StoredKeyAllowed: cfg.AllowStoredMasterKey, Batch: batchSettings(cfg), Logger: log, Registerer: reg, Now: time.Now,
+		Authorizer: authz, StoredKeyAllowed: cfg.AllowStoredMasterKey,
+		ModelAccessControl: cfg.ModelAccessControl, ConnectorAccessControl: cfg.ConnectorAccessControl, Batch: batchSettings(cfg), Logger: log, Registerer: reg, Now: time.Now,
 	})
 	// The caller's credentials go to the cluster for the check, so this
 	// client must not present the sidecar's own certificate either.

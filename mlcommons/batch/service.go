@@ -127,7 +127,7 @@ func (s *Service) Submit(ctx context.Context, modelID string, parameters map[str
 		State: indexstore.TaskRunning, InputType: indexstore.InputRemote, WorkerNode: []string{s.nodeID},
 		CreateTime: now.UnixMilli(), LastUpdateTime: now.UnixMilli(), RemoteJob: job, Owner: b.Model.Owner,
 		Batch: &indexstore.BatchState{Provider: c.Provider, Connector: &snapshot, ClientKey: b.ClientKey,
-			NextPoll: now.Add(s.set.PollInterval).UnixMilli()},
+			ModelGroupID: b.Model.ModelGroupID, NextPoll: now.Add(s.set.PollInterval).UnixMilli()},
 	}
 	if st := s.set.Status.State(job); st != "" {
 		t.State = st

@@ -1,4 +1,9 @@
-package mlcommons
+// Package searchdsl is the allow-list of the ML _search routes' query DSL.
+// Those searches run with the sidecar's own account, so a caller may use
+// only query clauses, aggregations, options and parameters that cannot read
+// another document or index, or the secret and bookkeeping fields of the
+// sidecar's own: everything else is refused with a 400 naming the clause.
+package searchdsl
 
 import (
 	"fmt"
@@ -148,8 +153,8 @@ type searchChecker struct {
 	c indexstore.Collection
 }
 
-// checkSearchBody refuses a search body that uses anything not allowed.
-func checkSearchBody(c indexstore.Collection, body map[string]any) error {
+// CheckBody refuses a search body that uses anything not allowed.
+func CheckBody(c indexstore.Collection, body map[string]any) error {
 	return searchChecker{c: c}.object("", body, bodyShape, "option")
 }
 
@@ -498,9 +503,9 @@ var (
 	}
 )
 
-// checkSearchParams returns the parameters to pass on, or a 400 naming
+// CheckParams returns the parameters to pass on, or a 400 naming
 // every parameter that is not allowed, in OpenSearch's words.
-func checkSearchParams(path string, q url.Values) (url.Values, error) {
+func CheckParams(path string, q url.Values) (url.Values, error) {
 	out := url.Values{}
 	var unknown []string
 	for k, v := range q {

@@ -1,4 +1,4 @@
-package mlcommons
+package searchdsl
 
 import (
 	"encoding/json"
@@ -69,7 +69,7 @@ func TestSearchBodyAllowed(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, c := range allCollections {
-				if err := checkSearchBody(c, decodeSearch(t, tt.body)); err != nil {
+				if err := CheckBody(c, decodeSearch(t, tt.body)); err != nil {
 					t.Errorf("%s: got %v, want allowed", c, err)
 				}
 			}
@@ -134,7 +134,7 @@ func TestSearchBodyRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, c := range allCollections {
-				err := checkSearchBody(c, decodeSearch(t, tt.body))
+				err := CheckBody(c, decodeSearch(t, tt.body))
 				if tt.only != "" && c != tt.only {
 					if err != nil {
 						t.Errorf("%s: got %v, want allowed", c, err)
@@ -147,52 +147,6 @@ func TestSearchBodyRefused(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestSearchAttacksRefused sends the attacks of the issue to the search
-// routes: each is a 400 naming the clause, and nothing reaches the index.
-func TestSearchAttacksRefused(t *testing.T) {
-	attacks := []struct{ name, path, body, reason string }{
-		{"master key by terms lookup and profile", "_search",
-			`{"query":{"terms":{"name.keyword":{"index":".mlsidecar-config","id":"master_key","path":"master_key"}}},"profile":true}`, "option [profile]"},
-		{"another index by terms lookup", "_search",
-			`{"query":{"terms":{"name.keyword":{"index":"victim","id":"v1","path":"secret"}}}}`, "terms lookup"},
-		{"bookkeeping by docvalue_fields", "_search", `{"docvalue_fields":["batch.*"]}`, "field [batch.*]"},
-		{"body in the source parameter", "_search?source=" + url.QueryEscape(`{"query":{"terms":{"name.keyword":{"index":"victim","id":"v1","path":"p"}}}}`) +
-			"&source_content_type=application/json", "", "terms lookup"},
-		{"q parameter", "_search?q=batch.provider:openai", "", "contains unrecognized parameter: [q]"},
-		{"docvalue_fields parameter", "_search?docvalue_fields=batch.provider", "", "contains unrecognized parameter: [docvalue_fields]"},
-		{"sort parameter on a bookkeeping field", "_search?sort=batch.lease_owner:asc", "", "field [batch.lease_owner]"},
-	}
-	for _, tt := range attacks {
-		for _, base := range []string{connectorsPath, modelsPath, groupsPath, tasksPath} {
-			t.Run(tt.name+" "+base, func(t *testing.T) {
-				a := newTestAPI(t)
-				for _, method := range []string{http.MethodGet, http.MethodPost} {
-					rec := a.do(t, method, base+tt.path, tt.body)
-					if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), tt.reason) ||
-						!strings.Contains(rec.Body.String(), `"type":"illegal_argument_exception"`) {
-						t.Errorf("%s: got %d %s, want 400 naming %q", method, rec.Code, rec.Body, tt.reason)
-					}
-				}
-				for _, s := range a.store.searchCalls() {
-					t.Errorf("refused search reached the store: %+v", s)
-				}
-			})
-		}
-	}
-}
-
-func TestSearchSourceParameter(t *testing.T) {
-	a := newTestAPI(t)
-	a.mustDo(t, http.MethodGet, tasksPath+"_search?source="+url.QueryEscape(`{"query":{"term":{"state":"RUNNING"}},"size":3}`)+"&source_content_type=application/json", "")
-	got := a.store.lastSearch(t, indexstore.Tasks)
-	if diff := cmp.Diff(generic(t, `{"query":{"term":{"state":"RUNNING"}},"size":3}`), normalize(t, got.Body)); diff != "" {
-		t.Errorf("body sent to the store mismatch (-want +got):\n%s", diff)
-	}
-	if len(got.Params) != 0 {
-		t.Errorf("params sent to the store = %v, want none", got.Params)
 	}
 }
 
@@ -221,7 +175,7 @@ func TestCheckSearchParams(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := checkSearchParams("/p", q)
+			got, err := CheckParams("/p", q)
 			if tt.reason != "" {
 				e, ok := mlerr.From(err)
 				if !ok || e.Status != http.StatusBadRequest || e.Type != "illegal_argument_exception" || !strings.Contains(e.Reason, tt.reason) {
@@ -307,7 +261,7 @@ func FuzzSearchAllowList(f *testing.F) {
 			return
 		}
 		for _, c := range allCollections {
-			err := checkSearchBody(c, req)
+			err := CheckBody(c, req)
 			if err != nil {
 				if e, ok := mlerr.From(err); !ok || e.Status != http.StatusBadRequest {
 					t.Fatalf("%s: got %v, want a 400", c, err)
@@ -319,7 +273,7 @@ func FuzzSearchAllowList(f *testing.F) {
 				t.Fatalf("%s: re-encoding an allowed body: %v", c, err)
 			}
 			again := decodeSearch(t, string(b))
-			if err := checkSearchBody(c, again); err != nil {
+			if err := CheckBody(c, again); err != nil {
 				t.Fatalf("%s: %s passed, its re-encoding %s does not: %v", c, body, b, err)
 			}
 			if bad := forbiddenKey(again, inOptions, c == indexstore.Models); bad != "" {
