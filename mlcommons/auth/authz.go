@@ -56,10 +56,11 @@ type AuthorizerOptions struct {
 type Authorizer struct {
 	o AuthorizerOptions
 
-	mu       sync.Mutex
-	rules    map[string][]matcher // role → what it allows
-	fallback bool                 // rules come from the configured role lists
-	loaded   time.Time
+	mu         sync.Mutex
+	rules      map[string][]matcher // role → what it allows
+	fallback   bool                 // rules come from the configured role lists
+	loaded     time.Time
+	refreshing bool // a caller is reading the configuration
 }
 
 // NewAuthorizer returns an Authorizer; nothing is read until Load or the
@@ -98,36 +99,38 @@ var (
 // may not read it, the configured role lists decide from then on, and Load
 // says so once.
 func (z *Authorizer) Load(ctx context.Context) error {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	return z.load(ctx)
+	_, err := z.reload(ctx)
+	return err
 }
 
-// load reads the configuration; z.mu is held.
-func (z *Authorizer) load(ctx context.Context) error {
+// reload reads the configuration, outside the lock so callers keep
+// deciding with the last one meanwhile, and installs it.
+func (z *Authorizer) reload(ctx context.Context) (map[string][]matcher, error) {
 	p, err := z.o.Source(ctx)
-	if errors.Is(err, ErrNoAccess) {
-		if !z.fallback {
-			z.o.Logger.Warn("the sidecar's account cannot read the cluster's security configuration: ML callers are "+
-				"authorized by role name only", "ml_full_access_roles", z.o.FullAccessRoles, "ml_readonly_roles", z.o.ReadOnlyRoles)
-		}
-		p = &Permissions{Roles: map[string][]string{}}
+	fallback := errors.Is(err, ErrNoAccess)
+	if fallback {
+		p, err = &Permissions{Roles: map[string][]string{}}, nil
 		for _, r := range z.o.ReadOnlyRoles {
 			p.Roles[r] = mlReadOnly
 		}
 		for _, r := range z.o.FullAccessRoles {
 			p.Roles[r] = mlFullAccess
 		}
-		z.fallback, err = true, nil
-	} else if err == nil {
-		z.fallback = false
 	}
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.refreshing = false
 	if err != nil {
-		return err
+		return z.rules, err
 	}
+	if fallback && !z.fallback {
+		z.o.Logger.Warn("the sidecar's account cannot read the cluster's security configuration: ML callers are "+
+			"authorized by role name only", "ml_full_access_roles", z.o.FullAccessRoles, "ml_readonly_roles", z.o.ReadOnlyRoles)
+	}
+	z.fallback = fallback
 	z.rules = compile(p)
 	z.loaded = z.o.Now()
-	return nil
+	return z.rules, nil
 }
 
 // Authorize returns nil when u's roles allow action, and otherwise the
@@ -138,16 +141,21 @@ func (z *Authorizer) Authorize(ctx context.Context, u User, action string) error
 		return nil
 	}
 	z.mu.Lock()
-	if z.rules == nil || z.o.Now().Sub(z.loaded) >= z.o.Refresh {
-		// A failed refresh keeps the last good configuration; with none,
-		// nobody is authorized.
-		if err := z.load(ctx); err != nil && z.rules == nil {
-			z.mu.Unlock()
+	rules := z.rules
+	// One caller refreshes a stale configuration; the others decide with
+	// the last one meanwhile. A failed refresh keeps the last good one;
+	// with none, nobody is authorized.
+	refresh := rules == nil || (!z.refreshing && z.o.Now().Sub(z.loaded) >= z.o.Refresh)
+	if refresh {
+		z.refreshing = true
+	}
+	z.mu.Unlock()
+	if refresh {
+		var err error
+		if rules, err = z.reload(ctx); rules == nil {
 			return fmt.Errorf("reading the cluster's security configuration: %w", err)
 		}
 	}
-	rules := z.rules
-	z.mu.Unlock()
 	for _, role := range u.Roles {
 		for _, m := range rules[role] {
 			if m(action) {
