@@ -121,9 +121,12 @@ func TestTrustProviderJobIDsAreLiterals(t *testing.T) {
 				t.Fatalf("the double made job %v, want %q", got, id)
 			}
 
+			// The worker may refresh this or an earlier cancelled task at any
+			// moment (a cancel asks it to look again soon): count what no
+			// status or cancel call explains, which must be nothing.
 			retrieves, cancels, all := d.Requests("batches.retrieve"), d.Requests("batches.cancel"), d.Requests("*")
 			got := mustML(t, sc, 200, "GET", "/_plugins/_ml/tasks/"+task, "")
-			if got["error"] != nil || d.Requests("batches.retrieve") != retrieves+1 {
+			if got["error"] != nil || d.Requests("batches.retrieve") == retrieves {
 				t.Errorf("GET = %v after %d status calls, want a refresh from batch %q", got, d.Requests("batches.retrieve")-retrieves, id)
 			}
 			if ok := mustML(t, sc, 200, "POST", "/_plugins/_ml/tasks/"+task+"/_cancel", ""); ok["status"] != "OK" {
@@ -132,8 +135,9 @@ func TestTrustProviderJobIDsAreLiterals(t *testing.T) {
 			if n := d.Requests("batches.cancel") - cancels; n != 1 {
 				t.Errorf("the double's cancel of %q was called %d times, want 1", id, n)
 			}
-			if n := d.Requests("*") - all; n != 2 {
-				t.Errorf("the double saw %d requests, want 2 (status, cancel)", n)
+			other := (d.Requests("*") - all) - (d.Requests("batches.retrieve") - retrieves) - (d.Requests("batches.cancel") - cancels)
+			if other != 0 {
+				t.Errorf("the double saw %d requests that were neither a status nor a cancel call", other)
 			}
 			got = mustML(t, sc, 200, "GET", "/_plugins/_ml/tasks/"+task, "")
 			if remoteStatus(got) != "cancelling" {
