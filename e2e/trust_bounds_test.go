@@ -75,32 +75,43 @@ func trickle(t *testing.T, sc *sidecar, contentLength int) net.Conn {
 	return c
 }
 
-// Given a sidecar with a 2 s ML body read timeout and room for one
-// 1 MiB body at a time, when clients send bodies that never finish, then a
-// trickling client is cut off after the timeout, and while one body is
-// being read a second gets 429 at once instead of more memory.
-func TestMLBodiesAreBounded(t *testing.T) {
-	sc := startSidecar(t, "--index-prefix", ".e2e-bodies-", "--ml-body-read-timeout", "2s",
+// Given a sidecar with room for one 1 MiB ML body at a time, when a client
+// sends a body that never finishes, then while it is being read a second
+// body gets 429 at once instead of more memory; once the first is gone the
+// budget is free again.
+func TestMLBodiesShareAnInflightBudget(t *testing.T) {
+	sc := startSidecar(t, "--index-prefix", ".e2e-bodies-budget-", "--ml-body-read-timeout", "10m",
 		"--max-request-body-bytes", "1048576", "--max-inflight-ml-body-bytes", "1048576")
-
 	slow := trickle(t, sc, 1<<20)
-	// While the slow body holds the in-flight budget, another body gets 429.
-	eventually(t, 10*time.Second, "a second body to be refused with 429", func() bool {
-		status, _, b := do(t, "POST", sc.url+"/_plugins/_ml/connectors/_create", strings.NewReader(strings.Repeat(" ", 2048)+"{}"),
-			map[string]string{"Content-Type": "application/json"})
-		return status == 429 && strings.Contains(string(b), "circuit_breaking_exception")
+	eventually(t, 20*time.Second, "the slow body to hold the budget", func() bool {
+		return sc.metric(t, "mlsidecar_ml_inflight_body_bytes", nil) == 1<<20
 	})
-	// The trickling client is cut off: its connection answers or closes
-	// well before this deadline (the server holds it no longer than 2 s).
-	_ = slow.SetReadDeadline(time.Now().Add(20 * time.Second))
+	status, _, b := do(t, "POST", sc.url+"/_plugins/_ml/connectors/_create", strings.NewReader(strings.Repeat(" ", 2048)+"{}"),
+		map[string]string{"Content-Type": "application/json"})
+	if status != 429 || !strings.Contains(string(b), "circuit_breaking_exception") {
+		t.Errorf("a second body while the budget is held: %d %s, want 429 circuit_breaking_exception", status, b)
+	}
+	slow.Close()
+	eventually(t, 20*time.Second, "the budget to be free again", func() bool {
+		return sc.metric(t, "mlsidecar_ml_inflight_body_bytes", nil) == 0
+	})
+	if status, v := mlCall(t, sc, "POST", "/_plugins/_ml/connectors/_create", `{"name":"x"}`); status != 400 {
+		t.Errorf("a body once the budget is free: %d %v, want 400 (admitted, refused by validation)", status, v)
+	}
+}
+
+// Given a sidecar with a 2 s ML body read timeout, when a client trickles a
+// body that never finishes, then its connection is cut off after the
+// timeout instead of being held.
+func TestMLBodiesHaveAReadDeadline(t *testing.T) {
+	sc := startSidecar(t, "--index-prefix", ".e2e-bodies-deadline-", "--ml-body-read-timeout", "2s")
+	slow := trickle(t, sc, 1<<20)
+	// The connection answers or closes well before this deadline; before
+	// the read timeout it was held for as long as the client liked.
+	_ = slow.SetReadDeadline(time.Now().Add(30 * time.Second))
 	buf := make([]byte, 512)
 	_, err := slow.Read(buf)
 	if ne, ok := err.(net.Error); ok && ne.Timeout() {
-		t.Fatalf("the trickling connection is still held after 20 s")
+		t.Fatalf("the trickling connection is still held after 30 s")
 	}
-	// With the budget free again, a normal body goes through.
-	eventually(t, 10*time.Second, "a body to be admitted again", func() bool {
-		status, _ := mlCall(t, sc, "POST", "/_plugins/_ml/connectors/_create", `{"name":"x"}`)
-		return status == 400 // admitted: refused by validation, not by the budget
-	})
 }

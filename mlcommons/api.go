@@ -98,8 +98,10 @@ type API struct {
 	remote     connector.Doer
 	nodeID     string
 	maxBody    int64
-	// inflight holds the bytes of the ML bodies being read.
+	// inflight holds the bytes of the ML bodies being read; inflightBytes
+	// shows them.
 	inflight        *semaphore.Weighted
+	inflightBytes   prometheus.Gauge
 	bodyReadTimeout time.Duration
 	log             *slog.Logger
 	now             func() time.Time
@@ -119,6 +121,13 @@ func New(o Options) *API {
 		modelAccessControl: o.ModelAccessControl, connectorAccessControl: o.ConnectorAccessControl, remote: o.Remote, nodeID: o.NodeID, maxBody: o.MaxBodyBytes, log: o.Logger, now: o.Now}
 	if o.MaxInflightBodyBytes > 0 {
 		a.inflight = semaphore.NewWeighted(max(o.MaxInflightBodyBytes, o.MaxBodyBytes))
+	}
+	a.inflightBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "mlsidecar_ml_inflight_body_bytes",
+		Help: "Bytes of the ML request bodies being read, as counted against --max-inflight-ml-body-bytes.",
+	})
+	if o.Registerer != nil {
+		o.Registerer.MustRegister(a.inflightBytes)
 	}
 	a.connectors = connector.New(connector.Options{Store: o.Store, Keys: a.keyring, Guard: o.Guard, Deploy: a.autoDeploy})
 	a.batch = batch.New(batch.Options{Store: o.Store, Binder: a.connectors, Remote: o.Remote, Settings: o.Batch,

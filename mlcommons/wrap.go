@@ -104,7 +104,11 @@ func (a *API) admitBody(w http.ResponseWriter, r *http.Request) (func(), error) 
 		return nil, mlerr.New(http.StatusTooManyRequests, "circuit_breaking_exception",
 			"[in_flight_requests] ML request bodies being read would exceed the sidecar's limit (--max-inflight-ml-body-bytes); retry shortly")
 	}
-	return func() { a.inflight.Release(n) }, nil
+	a.inflightBytes.Add(float64(n))
+	return func() {
+		a.inflightBytes.Sub(float64(n))
+		a.inflight.Release(n)
+	}, nil
 }
 
 // toError is the single mapping of errors to answers: the ML error as it
