@@ -71,8 +71,8 @@ type Docs[T any] struct {
 	c Collection
 }
 
-// NewDocs is typed access to collection c of s.
-func NewDocs[T any](s *Store, c Collection) *Docs[T] { return &Docs[T]{s: s, c: c} }
+// newDocs is typed access to collection c of s.
+func newDocs[T any](s *Store, c Collection) *Docs[T] { return &Docs[T]{s: s, c: c} }
 
 // maxIDLength bounds the ids validID accepts: OpenSearch refuses ids over
 // 512 bytes.

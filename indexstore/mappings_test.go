@@ -185,7 +185,7 @@ func TestStrictMappings(t *testing.T) {
 	}
 	for _, c := range collections() {
 		t.Run(string(c), func(t *testing.T) {
-			_, err := NewDocs[unknownField](s, c).Create(t.Context(), "x", &unknownField{Bogus: "b"}, NoWait)
+			_, err := newDocs[unknownField](s, c).Create(t.Context(), "x", &unknownField{Bogus: "b"}, NoWait)
 			var se *StatusError
 			if !errors.As(err, &se) {
 				t.Fatalf("Create with an unknown field: got error %v, want a *StatusError", err)

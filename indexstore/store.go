@@ -42,6 +42,9 @@ var (
 	// ErrConflict means another writer changed the document first, or a
 	// document with that id exists already.
 	ErrConflict = errors.New("version conflict")
+	// ErrNoSecurityPlugin means the cluster has no security plugin: its
+	// REST API is not there.
+	ErrNoSecurityPlugin = errors.New("the cluster has no security plugin")
 	// ErrTimeout means the cluster did not answer within the call timeout.
 	ErrTimeout = errors.New("the OpenSearch cluster did not answer in time")
 )
@@ -113,19 +116,19 @@ func retryBackoff(attempt int) time.Duration {
 func (s *Store) Index(c Collection) string { return s.prefix + string(c) }
 
 // Connectors is typed access to the connectors index.
-func (s *Store) Connectors() Repo[Connector] { return NewDocs[Connector](s, Connectors) }
+func (s *Store) Connectors() Repo[Connector] { return newDocs[Connector](s, Connectors) }
 
 // Models is typed access to the models index.
-func (s *Store) Models() Repo[Model] { return NewDocs[Model](s, Models) }
+func (s *Store) Models() Repo[Model] { return newDocs[Model](s, Models) }
 
 // ModelGroups is typed access to the model groups index.
-func (s *Store) ModelGroups() Repo[ModelGroup] { return NewDocs[ModelGroup](s, ModelGroups) }
+func (s *Store) ModelGroups() Repo[ModelGroup] { return newDocs[ModelGroup](s, ModelGroups) }
 
 // Tasks is typed access to the tasks index.
-func (s *Store) Tasks() Repo[Task] { return NewDocs[Task](s, Tasks) }
+func (s *Store) Tasks() Repo[Task] { return newDocs[Task](s, Tasks) }
 
 // MasterKeys is typed access to the key documents of the config index.
-func (s *Store) MasterKeys() Repo[MasterKey] { return NewDocs[MasterKey](s, Config) }
+func (s *Store) MasterKeys() Repo[MasterKey] { return newDocs[MasterKey](s, Config) }
 
 // Search runs a caller's search body against a collection and returns
 // OpenSearch's raw answer. params are the caller's query parameters. Only
@@ -234,19 +237,19 @@ func statusError(status int, body []byte) error {
 // through the security plugin's REST API, with the sidecar's account:
 // role → cluster_permissions and action group → allowed_actions, built-in
 // (static) ones included. An account that may not read them gets a
-// *StatusError 401 or 403; a cluster without the security plugin a 400 or
-// ErrNotFound.
+// *StatusError 401 or 403; a cluster without the security plugin
+// ErrNoSecurityPlugin.
 func (s *Store) ClusterPermissions(ctx context.Context) (roles, groups map[string][]string, err error) {
 	var r map[string]struct {
 		ClusterPermissions []string `json:"cluster_permissions"`
 	}
-	if err := s.do(ctx, http.MethodGet, "/_plugins/_security/api/roles", nil, nil, &r); err != nil {
+	if err := s.securityAPI(ctx, "/_plugins/_security/api/roles", &r); err != nil {
 		return nil, nil, err
 	}
 	var g map[string]struct {
 		AllowedActions []string `json:"allowed_actions"`
 	}
-	if err := s.do(ctx, http.MethodGet, "/_plugins/_security/api/actiongroups", nil, nil, &g); err != nil {
+	if err := s.securityAPI(ctx, "/_plugins/_security/api/actiongroups", &g); err != nil {
 		return nil, nil, err
 	}
 	roles = make(map[string][]string, len(r))
@@ -263,15 +266,26 @@ func (s *Store) ClusterPermissions(ctx context.Context) (roles, groups map[strin
 // SecurityEnabled reports whether the cluster has the security plugin: its
 // authinfo answers the sidecar's account (or refuses it).
 func (s *Store) SecurityEnabled(ctx context.Context) (bool, error) {
-	err := s.do(ctx, http.MethodGet, "/_plugins/_security/authinfo", nil, nil, nil)
+	err := s.securityAPI(ctx, "/_plugins/_security/authinfo", nil)
 	var se *StatusError
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.Is(err, ErrNotFound), errors.As(err, &se) && se.Status == http.StatusBadRequest:
+	case errors.Is(err, ErrNoSecurityPlugin):
 		return false, nil
 	case errors.As(err, &se) && (se.Status == http.StatusUnauthorized || se.Status == http.StatusForbidden):
 		return true, nil
 	}
 	return false, err
+}
+
+// securityAPI reads a security plugin endpoint; a cluster that answers it
+// 404 or 400 (no handler) has no security plugin.
+func (s *Store) securityAPI(ctx context.Context, path string, out any) error {
+	err := s.do(ctx, http.MethodGet, path, nil, nil, out)
+	var se *StatusError
+	if errors.Is(err, ErrNotFound) || errors.As(err, &se) && se.Status == http.StatusBadRequest {
+		return ErrNoSecurityPlugin
+	}
+	return err
 }

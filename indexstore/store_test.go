@@ -30,7 +30,7 @@ func TestStatusErrors(t *testing.T) {
 		{
 			name: "unknown field",
 			op: func() error {
-				_, err := NewDocs[bogus](s, ModelGroups).Create(ctx, NewID(), &bogus{Name: "g", Bogus: 1}, NoWait)
+				_, err := newDocs[bogus](s, ModelGroups).Create(ctx, NewID(), &bogus{Name: "g", Bogus: 1}, NoWait)
 				return err
 			},
 			want:       StatusError{Status: 400, Type: "strict_dynamic_mapping_exception"},
@@ -43,7 +43,7 @@ func TestStatusErrors(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				_, err = NewDocs[bogus](s, ModelGroups).Replace(ctx, id, v, &bogus{Name: "g", Bogus: 1}, NoWait)
+				_, err = newDocs[bogus](s, ModelGroups).Replace(ctx, id, v, &bogus{Name: "g", Bogus: 1}, NoWait)
 				return err
 			},
 			want:       StatusError{Status: 400, Type: "strict_dynamic_mapping_exception"},
@@ -55,7 +55,7 @@ func TestStatusErrors(t *testing.T) {
 				type wrong struct {
 					LatestVersion string `json:"latest_version"`
 				}
-				_, err := NewDocs[wrong](s, ModelGroups).Create(ctx, NewID(), &wrong{LatestVersion: "seven"}, NoWait)
+				_, err := newDocs[wrong](s, ModelGroups).Create(ctx, NewID(), &wrong{LatestVersion: "seven"}, NoWait)
 				return err
 			},
 			want:       StatusError{Status: 400, Type: "mapper_parsing_exception"},

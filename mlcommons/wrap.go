@@ -39,7 +39,8 @@ func (a *API) wrap(action string, f apiFunc) http.Handler {
 				"mlsidecar is starting: its indices or master key are not ready yet; retry shortly"))
 			return
 		}
-		v, err := a.authorize(r, action)
+		var v any
+		err := a.authorize(r, action)
 		if err == nil {
 			var release func()
 			if release, err = a.admitBody(w, r); err == nil {
@@ -70,15 +71,15 @@ func (a *API) wrap(action string, f apiFunc) http.Handler {
 // authorize lets the request run action when the caller's roles allow it.
 // Only a request the authentication middleware let through has a caller;
 // one without is refused, so no route can run unauthenticated by mistake.
-func (a *API) authorize(r *http.Request, action string) (any, error) {
+func (a *API) authorize(r *http.Request, action string) error {
 	u, ok := auth.UserFrom(r.Context())
 	if !ok {
-		return nil, mlerr.Status(http.StatusInternalServerError, "the ML API is not behind the authentication middleware")
+		return mlerr.Status(http.StatusInternalServerError, "the ML API is not behind the authentication middleware")
 	}
 	if a.authz == nil {
-		return nil, mlerr.Status(http.StatusInternalServerError, "the ML API has no authorizer")
+		return mlerr.Status(http.StatusInternalServerError, "the ML API has no authorizer")
 	}
-	return nil, a.authz.Authorize(r.Context(), u, action)
+	return a.authz.Authorize(r.Context(), u, action)
 }
 
 // admitBody bounds what ML request bodies hold of memory: the body must

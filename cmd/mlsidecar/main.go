@@ -221,7 +221,7 @@ func clusterPermissions(store *indexstore.Store) auth.PermissionSource {
 		switch {
 		case errors.As(err, &se) && (se.Status == http.StatusUnauthorized || se.Status == http.StatusForbidden):
 			return nil, auth.ErrNoAccess
-		case errors.Is(err, indexstore.ErrNotFound), errors.As(err, &se) && se.Status == http.StatusBadRequest:
+		case errors.Is(err, indexstore.ErrNoSecurityPlugin):
 			return &auth.Permissions{}, nil
 		case err != nil:
 			return nil, err

@@ -50,10 +50,6 @@ func New(o Options) *Service {
 	return &Service{store: o.Store, keys: o.Keys, guard: o.Guard, deploy: o.Deploy}
 }
 
-// SetDeploy installs the auto-deploy function (the model layer is built
-// after the Service it uses).
-func (s *Service) SetDeploy(d DeployFunc) { s.deploy = d }
-
 // Bound is a model with its connector, credentials decrypted: what a call
 // to the provider needs.
 type Bound struct {
