@@ -55,6 +55,10 @@ type Repo[T any] interface {
 	// Insert stores a new document under a new id made here, so a retried
 	// write can never leave a second copy.
 	Insert(ctx context.Context, doc *T, refresh Refresh) (*WriteResult, error)
+	// InsertAs is Insert under an id the caller made with NewID, for a
+	// caller that needs the id before the write (a batch task's id is the
+	// provider's idempotency key).
+	InsertAs(ctx context.Context, id string, doc *T, refresh Refresh) (*WriteResult, error)
 	// Create stores a new document under id; ErrConflict if it exists.
 	Create(ctx context.Context, id string, doc *T, refresh Refresh) (*WriteResult, error)
 	// Replace writes the whole document if it is still at v; ErrConflict
@@ -130,11 +134,15 @@ func (d *Docs[T]) Get(ctx context.Context, id string) (*T, Version, error) {
 // landed, the retry finds the id taken. A document under that id holding
 // exactly what was sent is then this write, not a conflict.
 func (d *Docs[T]) Insert(ctx context.Context, doc *T, refresh Refresh) (*WriteResult, error) {
+	return d.InsertAs(ctx, NewID(), doc, refresh)
+}
+
+// InsertAs implements Repo.
+func (d *Docs[T]) InsertAs(ctx context.Context, id string, doc *T, refresh Refresh) (*WriteResult, error) {
 	body, err := json.Marshal(doc)
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s: %w", d.c, err)
 	}
-	id := NewID()
 	res, err := d.create(ctx, id, json.RawMessage(body), refresh)
 	if !errors.Is(err, ErrConflict) {
 		return res, err

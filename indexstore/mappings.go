@@ -9,7 +9,7 @@ import (
 
 // schemaVersion is written into every mapping's _meta; raise it with any
 // mapping change.
-const schemaVersion = 2
+const schemaVersion = 3
 
 func text() map[string]any {
 	return map[string]any{"type": "text", "fields": map[string]any{"keyword": map[string]any{"type": "keyword", "ignore_above": 256}}}
@@ -81,7 +81,7 @@ func mappings(c Collection) map[string]any {
 			"batch": map[string]any{"properties": map[string]any{
 				"provider": keyword(), "connector": opaque(), "client_key": map[string]any{"type": "keyword", "index": false},
 				"next_poll": map[string]any{"type": "long"}, "lease_owner": keyword(), "lease_until": map[string]any{"type": "long"},
-				"poll_failures": integer(), "model_group_id": keyword(),
+				"poll_failures": integer(), "model_group_id": keyword(), "submission": opaque(),
 			}},
 		}
 	case Config:

@@ -208,6 +208,20 @@ type BatchState struct {
 	LeaseUntil int64  `json:"lease_until,omitempty"`
 	// Failures counts consecutive failed background refreshes.
 	Failures int `json:"poll_failures"`
+	// Submission is set while the job is being submitted: the task is
+	// written first, so a replica that dies after the provider created the
+	// job leaves a task another replica finishes (see batch.Service).
+	Submission *Submission `json:"submission,omitempty"`
+}
+
+// Submission is what resubmitting an interrupted batch submission needs.
+type Submission struct {
+	// Parameters are the caller's request parameters.
+	Parameters map[string]any `json:"parameters,omitempty"`
+	// Key is the provider's idempotency key for the job (the task id in
+	// OpenAI metadata or Bedrock's clientRequestToken, SageMaker's job
+	// name); "" when the request carries none.
+	Key string `json:"key,omitempty"`
 }
 
 // MasterKey is the config document holding the key mlsidecar creates when

@@ -47,7 +47,11 @@ func (a *API) batchPredict(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"task_id": sub.TaskID, "status": indexstore.TaskCreated, "remote_job": sub.RemoteJob}, nil
+	out := map[string]any{"task_id": sub.TaskID, "status": indexstore.TaskCreated}
+	if sub.RemoteJob != nil {
+		out["remote_job"] = sub.RemoteJob
+	}
+	return out, nil
 }
 
 // cancelBatch serves POST /tasks/{id}/_cancel and /_cancel_batch.

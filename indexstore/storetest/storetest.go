@@ -65,6 +65,11 @@ func (r *Repo[T]) Insert(ctx context.Context, doc *T, refresh indexstore.Refresh
 	return r.Create(ctx, indexstore.NewID(), doc, refresh)
 }
 
+// InsertAs implements indexstore.Repo.
+func (r *Repo[T]) InsertAs(ctx context.Context, id string, doc *T, refresh indexstore.Refresh) (*indexstore.WriteResult, error) {
+	return r.Create(ctx, id, doc, refresh)
+}
+
 // Create implements indexstore.Repo.
 func (r *Repo[T]) Create(_ context.Context, id string, doc *T, _ indexstore.Refresh) (*indexstore.WriteResult, error) {
 	b, err := json.Marshal(doc)

@@ -8,7 +8,6 @@ package batch
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -90,63 +89,6 @@ func New(o Options) *Service {
 		log: o.Logger, now: o.Now, metrics: newMetrics(o.Registerer)}
 }
 
-// Submitted is the answer to a submission.
-type Submitted struct {
-	TaskID    string
-	RemoteJob map[string]any
-}
-
-// Submit sends a batch job through the model's batch_predict action and
-// records the task that follows it. parameters are the caller's.
-func (s *Service) Submit(ctx context.Context, modelID string, parameters map[string]any) (*Submitted, error) {
-	b, err := s.binder.Bind(ctx, modelID)
-	if err != nil {
-		return nil, err
-	}
-	act := b.Connector.Action(indexstore.ActionBatchPredict)
-	if act == nil {
-		return nil, mlerr.IllegalArgument("no BATCH_PREDICT action found")
-	}
-	if err := s.checkLimit(ctx); err != nil {
-		return nil, err
-	}
-	params := template.Merge(b.Connector.Parameters, template.RequestParameters(parameters), nil)
-	c, err := b.Call(act, connector.HeadersAction(b.Connector, act), params)
-	if err != nil {
-		return nil, err
-	}
-	job, err := s.callJob(ctx, c, act)
-	if err != nil {
-		s.metrics.submissions.WithLabelValues(c.Provider, "error").Inc()
-		return nil, err
-	}
-	now := s.now()
-	snapshot := *b.Connector
-	t := indexstore.Task{
-		ModelID: modelID, TaskType: indexstore.TaskBatchPrediction, FunctionName: indexstore.AlgorithmRemote,
-		State: indexstore.TaskRunning, InputType: indexstore.InputRemote, WorkerNode: []string{s.nodeID},
-		CreateTime: now.UnixMilli(), LastUpdateTime: now.UnixMilli(), RemoteJob: job, Owner: b.Model.Owner,
-		Batch: &indexstore.BatchState{Provider: c.Provider, Connector: &snapshot, ClientKey: b.ClientKey,
-			ModelGroupID: b.Model.ModelGroupID, NextPoll: now.Add(s.set.PollInterval).UnixMilli()},
-	}
-	if st := s.set.Status.State(job); st != "" {
-		t.State = st
-	}
-	t.Progress = Progress(job)
-	// No refresh wait: a task is read by id in real time, and the limit
-	// check refreshes the index itself when it matters.
-	res, err := s.store.Tasks().Insert(ctx, &t, indexstore.NoWait)
-	if err != nil {
-		// The provider runs the job but no task follows it: the error (a
-		// 500, logged once by the REST layer) says which, so it can be found
-		// and cancelled. %v, not %w: whatever the store said, this is the
-		// sidecar's failure, not the caller's.
-		return nil, fmt.Errorf("batch job submitted but its task could not be stored: provider %s, model_id %s, remote_job_id %s: %v",
-			c.Provider, modelID, provider.JobID(job), err)
-	}
-	s.metrics.submissions.WithLabelValues(c.Provider, "ok").Inc()
-	return &Submitted{TaskID: res.ID, RemoteJob: job}, nil
-}
 
 // callJob makes a batch, status or cancel call and reads its remote_job.
 func (s *Service) callJob(ctx context.Context, c remote.Call, act *indexstore.ConnectorAction) (map[string]any, error) {
@@ -200,8 +142,8 @@ func (s *Service) load(ctx context.Context, id string) (*indexstore.Task, indexs
 // saying so instead of a failure.
 func (s *Service) Get(ctx context.Context, id string) (*indexstore.Task, error) {
 	t, _, err := s.load(ctx, id)
-	if err != nil || !t.IsOpenBatch() {
-		return t, err
+	if err != nil || !t.IsOpenBatch() || t.Batch.Submission != nil {
+		return t, err // a task being submitted has no job to ask about yet
 	}
 	fresh, outcome, err := s.refresh(ctx, id, t, nil, false)
 	s.metrics.refreshes.WithLabelValues(t.Batch.Provider, string(outcome)).Inc()
@@ -340,6 +282,9 @@ func (s *Service) Cancel(ctx context.Context, id string) error {
 	}
 	if t.TaskType != indexstore.TaskBatchPrediction || t.Batch == nil {
 		return mlerr.IllegalArgument("The task ID you provided does not have any associated batch job")
+	}
+	if t.Batch.Submission != nil {
+		return mlerr.Exception(http.StatusConflict, "The batch job is still being submitted. Try after some time.")
 	}
 	b, err := s.binder.FromTask(t)
 	if err != nil {

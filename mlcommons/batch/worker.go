@@ -112,10 +112,13 @@ func (w *Worker) poll(ctx context.Context, h indexstore.Hit[indexstore.Task]) {
 	if err := w.limiter(t.Batch.ClientKey).Wait(ctx); err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, w.pollTimeout(t))
+	timeout := w.pollTimeout(t)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	takeover := t.Batch.LeaseOwner != "" && t.Batch.LeaseOwner != w.owner
-	t.Batch.LeaseOwner, t.Batch.LeaseUntil = w.owner, w.s.now().Add(w.s.set.LeaseTTL).UnixMilli()
+	// The lease outlasts the poll: nobody else may resubmit a job while
+	// this replica may still be submitting it.
+	t.Batch.LeaseOwner, t.Batch.LeaseUntil = w.owner, w.s.now().Add(max(w.s.set.LeaseTTL, timeout)).UnixMilli()
 	leased, err := w.s.store.Tasks().Replace(ctx, h.ID, h.Version, t, indexstore.NoWait)
 	if err != nil {
 		if !errors.Is(err, indexstore.ErrConflict) && ctx.Err() == nil {
@@ -127,6 +130,14 @@ func (w *Worker) poll(ctx context.Context, h indexstore.Hit[indexstore.Task]) {
 		w.s.metrics.takeovers.Inc()
 	}
 	at := leased.At()
+	if t.Batch.Submission != nil {
+		result, err := w.s.resume(ctx, h.ID, t, at)
+		if err != nil && ctx.Err() == nil {
+			w.s.log.Warn("resuming a batch submission failed", "task_id", h.ID, "provider", t.Batch.Provider, "err", err)
+		}
+		w.s.metrics.refreshes.WithLabelValues(providerLabel(t.Batch.Provider), string(result)).Inc()
+		return
+	}
 	_, result, err := w.s.refresh(ctx, h.ID, t, &at, true)
 	w.s.metrics.refreshes.WithLabelValues(providerLabel(t.Batch.Provider), string(result)).Inc()
 	if err != nil && ctx.Err() == nil {
@@ -140,6 +151,10 @@ func (w *Worker) pollTimeout(t *indexstore.Task) time.Duration {
 	cfg := remote.DefaultConfig()
 	if c := t.Batch.Connector; c != nil && c.ClientConfig != nil {
 		cfg = *c.ClientConfig
+	}
+	if t.Batch.Submission != nil {
+		// A resumed submission may list the provider's jobs, then submit.
+		return 2*remote.Timeout(cfg) + w.margin
 	}
 	return remote.Timeout(cfg) + w.margin
 }

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"encoding/hex"
 	"errors"
 	"maps"
 	"net/http"
@@ -63,3 +64,17 @@ func BedrockProcessedJob(job map[string]any) (map[string]any, error) {
 func (bedrock) jobID(job map[string]any) string { return stringField(job, "jobArn") }
 
 func (bedrock) throttled(resp *http.Response) bool { return awsThrottled(resp) }
+
+// withKey uses the template's clientRequestToken when it sets one, else
+// one made of the task id (Bedrock's tokens are alphanumerics and hyphens).
+func (bedrock) withKey(body []byte, taskID string) ([]byte, string) {
+	if t := field(body, "clientRequestToken"); t != "" {
+		return body, t
+	}
+	key := "mlsidecar-" + hex.EncodeToString([]byte(taskID))
+	out, ok := addField(body, "clientRequestToken", key)
+	if !ok {
+		return body, ""
+	}
+	return out, key
+}

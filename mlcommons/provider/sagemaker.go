@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 )
@@ -36,3 +37,32 @@ func (sageMaker) addJobParameters(job map[string]string) {
 func (sageMaker) jobID(job map[string]any) string { return stringField(job, "TransformJobArn") }
 
 func (sageMaker) throttled(resp *http.Response) bool { return awsThrottled(resp) }
+
+// withKey: a transform job's name is unique in its account and region, so
+// the name the template gives is the key.
+func (sageMaker) withKey(body []byte, _ string) ([]byte, string) {
+	return body, field(body, "TransformJobName")
+}
+
+// adopt reads CreateTransformJob's refusal of a name in use: "Job name must
+// be unique within an AWS account and region, and a job with this name
+// already exists (arn:…:transform-job/<name>)".
+func (sageMaker) adopt(status int, reason, key string) ([]byte, bool) {
+	if status != http.StatusBadRequest || !strings.Contains(reason, "ResourceInUse") {
+		return nil, false
+	}
+	i := strings.Index(reason, "(arn:")
+	if i < 0 {
+		return nil, false
+	}
+	j := strings.IndexByte(reason[i:], ')')
+	if j < 0 {
+		return nil, false
+	}
+	arn := reason[i+1 : i+j]
+	if !strings.EqualFold(arn[strings.LastIndexByte(arn, '/')+1:], key) {
+		return nil, false
+	}
+	b, _ := json.Marshal(map[string]string{"TransformJobArn": arn})
+	return b, true
+}

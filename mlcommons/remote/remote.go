@@ -15,9 +15,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
@@ -157,21 +159,24 @@ func (e *Engine) Do(ctx context.Context, c Call) (*Response, error) {
 	if req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	// The labels ride along for the retry counter of the shared client.
-	req = req.WithContext(withLabels(ctx, labels{provider: c.Provider, action: c.Action,
+	// The labels ride along for the retry counter of the shared client;
+	// the trace notes whether any attempt sent the request.
+	var sent atomic.Bool
+	traced := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { sent.Store(true) }})
+	req = req.WithContext(withLabels(traced, labels{provider: c.Provider, action: c.Action,
 		retryUntil: start.Add(retryBudget(c.Config))}))
 
 	resp, err := client.Do(req)
 	if err != nil {
 		e.metrics.observe(c, "error", time.Since(start))
-		return nil, RedactError(e.transportError(ctx, err), c.Secrets)
+		return nil, unanswered(sent.Load(), RedactError(e.transportError(ctx, err), c.Secrets))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	elapsed := time.Since(start)
 	if err != nil {
 		e.metrics.observe(c, "error", elapsed)
-		return nil, RedactError(e.transportError(ctx, err), c.Secrets)
+		return nil, unanswered(true, RedactError(e.transportError(ctx, err), c.Secrets))
 	}
 	e.metrics.observe(c, strconv.Itoa(resp.StatusCode), elapsed)
 	body = Redact(body, c.Secrets)
@@ -185,6 +190,24 @@ func (e *Engine) Do(ctx context.Context, c Call) (*Response, error) {
 		return nil, mlerr.BadGateway("Remote service returned empty response body")
 	}
 	return &Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: body}, nil
+}
+
+// ErrUnanswered marks the failure of a call the provider received, or may
+// have, but did not answer in full: whether it acted on it is unknown. A
+// call that failed before any request was sent (no connection, the
+// outbound guard's refusal) is not marked.
+var ErrUnanswered = errors.New("the provider did not answer")
+
+type unansweredError struct{ error }
+
+func (e unansweredError) Unwrap() error      { return e.error }
+func (unansweredError) Is(target error) bool { return target == ErrUnanswered }
+
+func unanswered(sent bool, err error) error {
+	if !sent {
+		return err
+	}
+	return unansweredError{err}
 }
 
 // transportError words a failure without the URL (it may be signed or hold

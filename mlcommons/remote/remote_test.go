@@ -148,6 +148,9 @@ func TestTimeoutIs504(t *testing.T) {
 	if strings.Contains(e.Reason, "127.0.0.1") {
 		t.Errorf("reason %q names the URL", e.Reason)
 	}
+	if !errors.Is(err, ErrUnanswered) {
+		t.Errorf("a request sent and never answered is not marked ErrUnanswered: %v", err)
+	}
 }
 
 func TestOutboundChecks(t *testing.T) {
@@ -235,9 +238,31 @@ func TestStalledBodyIs504(t *testing.T) {
 		cfg := DefaultConfig()
 		cfg.ConnectionTimeout, cfg.ReadTimeout, cfg.MaxRetryTimes, cfg.RetryTimeoutSeconds = 1, 1, retries, 1
 		_, err := waitDo(t, newEngine(t, true), call(srv.URL, cfg))
-		if e, ok := mlerr.From(err); !ok || e.Status != 504 {
-			t.Errorf("max_retry_times %d: got %v, want 504", retries, err)
+		if e, ok := mlerr.From(err); !ok || e.Status != 504 || !errors.Is(err, ErrUnanswered) {
+			t.Errorf("max_retry_times %d: got %v, want 504 marked ErrUnanswered", retries, err)
 		}
+	}
+}
+
+// A call that never reached the provider, and one it answered, are not
+// "unanswered": the provider surely did not act, or said what it did.
+func TestAnsweredOrNeverSent(t *testing.T) {
+	srv, _ := provider(t, answer(400, `{"error":"bad"}`))
+	_, err := newEngine(t, true).Do(context.Background(), call(srv.URL, DefaultConfig()))
+	if _, ok := mlerr.From(err); !ok || errors.Is(err, ErrUnanswered) {
+		t.Errorf("an answered 400: got %v, want the provider's error, not ErrUnanswered", err)
+	}
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	cfg := DefaultConfig()
+	cfg.MaxRetryTimes = 0
+	_, err = newEngine(t, true).Do(context.Background(), call(closed.URL, cfg))
+	if err == nil || errors.Is(err, ErrUnanswered) {
+		t.Errorf("a refused connection: got %v, want an error not marked ErrUnanswered", err)
+	}
+	_, err = newEngine(t, false).Do(context.Background(), call(srv.URL, DefaultConfig()))
+	if !errors.Is(err, outbound.ErrPrivateAddress) || errors.Is(err, ErrUnanswered) {
+		t.Errorf("a refused address: got %v, want ErrPrivateAddress only", err)
 	}
 }
 

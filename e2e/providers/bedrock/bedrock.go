@@ -145,6 +145,14 @@ func New(opts Options) *Server {
 	}
 }
 
+// Jobs is how many jobs the double holds: a test's proof that nothing
+// was submitted twice.
+func (s *Server) Jobs() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.jobs)
+}
+
 // Handler serves the double's API.
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
@@ -178,6 +186,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		awsdouble.WriteError(w, awsdouble.RESTJSON, http.StatusNotFound, "UnknownOperationException", "")
 		return
 	}
+	w, hold := s.Faults.Withhold(op, w, r)
+	defer hold()
 	if awsdouble.ApplyFault(s.Faults, op, w, r, awsdouble.RESTJSON, errorCodes) {
 		return
 	}
@@ -300,6 +310,9 @@ func (s *Server) invokeModel(w http.ResponseWriter, r *http.Request, body []byte
 	awsdouble.WriteJSON(w, "application/json", resp)
 }
 
+// tokenPattern is clientRequestToken's (Bedrock API reference).
+var tokenPattern = regexp.MustCompile(`^[a-zA-Z0-9]{1,256}(-*[a-zA-Z0-9]){0,256}$`)
+
 var jobNamePattern = regexp.MustCompile(`^[a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9\+\-\.]){0,63}$`)
 
 func (s *Server) createJob(w http.ResponseWriter, r *http.Request, body []byte, _ string) {
@@ -312,6 +325,9 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request, body []byte, 
 		if req[field] == nil {
 			problems = append(problems, fmt.Sprintf("Value null at '%s' failed to satisfy constraint: Member must not be null", field))
 		}
+	}
+	if token, ok := req["clientRequestToken"].(string); ok && !tokenPattern.MatchString(token) {
+		problems = append(problems, fmt.Sprintf("Value '%s' at 'clientRequestToken' failed to satisfy constraint: Member must satisfy regular expression pattern: %s", token, tokenPattern))
 	}
 	if name, ok := req["jobName"].(string); ok && !jobNamePattern.MatchString(name) {
 		problems = append(problems, fmt.Sprintf("Value '%s' at 'jobName' failed to satisfy constraint: Member must satisfy regular expression pattern: %s", name, jobNamePattern))

@@ -156,6 +156,8 @@ func (s *Server) handle(pattern, op string, h func(w http.ResponseWriter, r *htt
 			writeError(w, http.StatusUnauthorized, "invalid api token")
 			return
 		}
+		w, hold := s.Faults.Withhold(op, w, r)
+		defer hold()
 		if s.Faults.Apply(op, w, r, errorBody) {
 			return
 		}
@@ -163,6 +165,14 @@ func (s *Server) handle(pattern, op string, h func(w http.ResponseWriter, r *htt
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		h(w, r, body)
 	})
+}
+
+// Jobs is how many jobs the double holds: a test's proof that nothing
+// was submitted twice.
+func (s *Server) Jobs() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.jobs)
 }
 
 // Handler serves the double's API.

@@ -36,6 +36,11 @@ type Fault struct {
 	// message holds every request header, as some gateways do: a client
 	// that sends a key gets it back in the body.
 	EchoHeaders bool
+	// Lose lets the double do the work but loses its answer: nothing is
+	// sent and the connection is held until the client goes away, as when
+	// the provider acts and the caller dies (or times out) before hearing
+	// it. Taken by Withhold, not Apply.
+	Lose bool
 	// PathContains, when set, limits the fault to requests whose URL path
 	// (as sent, escaped) contains it, e.g. one batch's id.
 	PathContains string
@@ -69,11 +74,11 @@ func (in *Injector) Reset() {
 }
 
 // Next takes the fault due for op, if any.
-func (in *Injector) Next(op string) *Fault { return in.next(op, "") }
+func (in *Injector) Next(op string) *Fault { return in.next(op, "", false) }
 
 // next takes the fault due for op on a request for path: the first queued
-// one whose PathContains matches ("" path: any).
-func (in *Injector) next(op, path string) *Fault {
+// one whose PathContains matches ("" path: any) — if its Lose is lose.
+func (in *Injector) next(op, path string, lose bool) *Fault {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	for _, key := range []string{op, "*"} {
@@ -82,7 +87,7 @@ func (in *Injector) next(op, path string) *Fault {
 		for path != "" && i < len(q) && q[i].PathContains != "" && !strings.Contains(path, q[i].PathContains) {
 			i++
 		}
-		if i == len(q) {
+		if i == len(q) || q[i].Lose != lose {
 			continue
 		}
 		f := *q[i]
@@ -101,7 +106,7 @@ func (in *Injector) next(op, path string) *Fault {
 // answered the request; the double then does nothing more. errBody builds the
 // provider's usual error body for a status.
 func (in *Injector) Apply(op string, w http.ResponseWriter, r *http.Request, errBody func(status int) string) bool {
-	f := in.next(op, r.URL.EscapedPath())
+	f := in.next(op, r.URL.EscapedPath(), false)
 	if f == nil {
 		return false
 	}
@@ -158,3 +163,21 @@ func (in *Injector) Apply(op string, w http.ResponseWriter, r *http.Request, err
 	}
 	return false // a pure delay: the double answers normally afterwards
 }
+
+// Withhold takes a Lose fault due for op. It returns the writer the double
+// answers to — one that drops the answer when the fault is due, else w —
+// and hold, which the double defers: it keeps a dropped answer's
+// connection, silent, until the client has gone.
+func (in *Injector) Withhold(op string, w http.ResponseWriter, r *http.Request) (_ http.ResponseWriter, hold func()) {
+	if in.next(op, r.URL.EscapedPath(), true) == nil {
+		return w, func() {}
+	}
+	return dropped{header: http.Header{}}, func() { <-r.Context().Done() }
+}
+
+// dropped is a ResponseWriter whose answer goes nowhere.
+type dropped struct{ header http.Header }
+
+func (d dropped) Header() http.Header       { return d.header }
+func (dropped) WriteHeader(int)             {}
+func (dropped) Write(b []byte) (int, error) { return len(b), nil }

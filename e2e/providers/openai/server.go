@@ -80,6 +80,14 @@ type Server struct {
 	nextIDs  []string // ids the next batches get, see SetNextBatchIDs
 }
 
+// Jobs is how many jobs the double holds: a test's proof that nothing
+// was submitted twice.
+func (s *Server) Jobs() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.batches)
+}
+
 // SetNextBatchIDs makes the next batches created get these ids, in order,
 // instead of random ones: a test can hand a client an id that needs
 // escaping ("x?admin=1") or looks like a template ("${parameters.id}").
@@ -164,6 +172,8 @@ func (s *Server) op(name string, h http.HandlerFunc) http.Handler {
 		s.mu.Lock()
 		s.requests[name]++
 		s.mu.Unlock()
+		w, hold := s.Faults.Withhold(name, w, r)
+		defer hold()
 		if s.Faults.Apply(name, w, r, faultBody) {
 			return
 		}

@@ -142,6 +142,14 @@ func New(opts Options) *Server {
 	}
 }
 
+// Jobs is how many jobs the double holds: a test's proof that nothing
+// was submitted twice.
+func (s *Server) Jobs() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.jobs)
+}
+
 // Handler serves the double's API.
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
@@ -203,6 +211,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, awsdouble.JSON11, http.StatusBadRequest, "UnknownOperationException", fmt.Sprintf("Operation %q is not supported by this double.", op))
 		return
 	}
+	w, hold := s.Faults.Withhold(op, w, r)
+	defer hold()
 	if awsdouble.ApplyFault(s.Faults, op, w, r, proto, controlErrorCodes) {
 		return
 	}
