@@ -89,7 +89,6 @@ func New(o Options) *Service {
 		log: o.Logger, now: o.Now, metrics: newMetrics(o.Registerer)}
 }
 
-
 // callJob makes a batch, status or cancel call and reads its remote_job.
 func (s *Service) callJob(ctx context.Context, c remote.Call, act *indexstore.ConnectorAction) (map[string]any, error) {
 	resp, err := s.remote.Do(ctx, c)
