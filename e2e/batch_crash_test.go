@@ -91,10 +91,8 @@ func TestBatchSubmissionSurvivesKill9(t *testing.T) {
 			  "actions":[{"action_type":"batch_predict","method":"POST","url":"%s/CreateTransformJob","request_body":"%s"}]}`,
 				keys.AccessKeyID, keys.SecretAccessKey, d.URL(), body)
 			return crashCase{connector: withClientConfig(c, crashClientConfig), parameters: `{"TransformJobName":"crash-7"}`, jobs: d.Jobs,
-				lose: func() { d.Faults.Inject(sagemaker.OpCreateTransformJob, fault.Fault{Lose: true}) },
-				check: func(t *testing.T, task map[string]any) {
-					running("TransformJobArn", "transform-job/crash-7")(t, task)
-				}}
+				lose:  func() { d.Faults.Inject(sagemaker.OpCreateTransformJob, fault.Fault{Lose: true}) },
+				check: running("TransformJobArn", "transform-job/crash-7")}
 		},
 		"cohere": func(t *testing.T) crashCase {
 			const key = "co-e2e-crash-key"

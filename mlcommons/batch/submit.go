@@ -106,7 +106,7 @@ func (s *Service) Submit(ctx context.Context, modelID string, parameters map[str
 		s.abandon(ctx, id, &t, held, callErr)
 		return nil, callErr
 	}
-	if _, err := s.finish(ctx, id, &t, held, job); err != nil {
+	if err := s.finish(ctx, id, &t, held, job); err != nil {
 		if key == "" {
 			// Nothing can find this job again: say which it is, so it can
 			// be found and cancelled. %v, not %w: whatever the store said,
@@ -135,13 +135,26 @@ func submitCall(b *connector.Bound, act *indexstore.ConnectorAction, parameters 
 	return c, key, nil
 }
 
+// modifySubmission changes a task still being submitted, from the version
+// held; a task another replica has finished already is left alone.
+func (s *Service) modifySubmission(ctx context.Context, id string, t *indexstore.Task, held indexstore.Version, mutate func(*indexstore.Task)) error {
+	_, _, err := indexstore.ModifyFrom(ctx, s.store.Tasks(), id, t, held, indexstore.NoWait, func(cur *indexstore.Task) error {
+		if cur.Batch == nil || cur.Batch.Submission == nil {
+			return indexstore.ErrUnchanged
+		}
+		mutate(cur)
+		return nil
+	})
+	if errors.Is(err, indexstore.ErrUnchanged) {
+		return nil
+	}
+	return err
+}
+
 // finish records the job of a submitted task: its state from the job,
 // progress, the submission and lease cleared.
-func (s *Service) finish(ctx context.Context, id string, t *indexstore.Task, held indexstore.Version, job map[string]any) (*indexstore.Task, error) {
-	_, stored, err := indexstore.ModifyFrom(ctx, s.store.Tasks(), id, t, held, indexstore.NoWait, func(cur *indexstore.Task) error {
-		if cur.Batch == nil || cur.Batch.Submission == nil {
-			return indexstore.ErrUnchanged // another replica finished it
-		}
+func (s *Service) finish(ctx context.Context, id string, t *indexstore.Task, held indexstore.Version, job map[string]any) error {
+	return s.modifySubmission(ctx, id, t, held, func(cur *indexstore.Task) {
 		now := s.now()
 		cur.RemoteJob, cur.State = job, indexstore.TaskRunning
 		if st := s.set.Status.State(job); st != "" {
@@ -152,28 +165,15 @@ func (s *Service) finish(ctx context.Context, id string, t *indexstore.Task, hel
 		cur.Batch.Submission, cur.Batch.Failures = nil, 0
 		cur.Batch.LeaseOwner, cur.Batch.LeaseUntil = "", 0
 		cur.Batch.NextPoll = now.Add(s.set.PollInterval).UnixMilli()
-		return nil
 	})
-	if errors.Is(err, indexstore.ErrUnchanged) {
-		err = nil
-	}
-	return stored, err
 }
 
 // fail ends a submission that cannot be finished: FAILED, with why.
 func (s *Service) fail(ctx context.Context, id string, t *indexstore.Task, held indexstore.Version, reason string) error {
-	_, _, err := indexstore.ModifyFrom(ctx, s.store.Tasks(), id, t, held, indexstore.NoWait, func(cur *indexstore.Task) error {
-		if cur.Batch == nil || cur.Batch.Submission == nil {
-			return indexstore.ErrUnchanged
-		}
+	return s.modifySubmission(ctx, id, t, held, func(cur *indexstore.Task) {
 		cur.State, cur.Error, cur.LastUpdateTime = indexstore.TaskFailed, reason, s.now().UnixMilli()
 		cur.Batch.Submission, cur.Batch.LeaseOwner, cur.Batch.LeaseUntil = nil, "", 0
-		return nil
 	})
-	if errors.Is(err, indexstore.ErrUnchanged) {
-		return nil
-	}
-	return err
 }
 
 // abandon removes the task of a submission the provider refused, as ML
@@ -235,8 +235,7 @@ func (s *Service) resume(ctx context.Context, id string, t *indexstore.Task, hel
 	switch {
 	case err == nil:
 		s.metrics.submissions.WithLabelValues(c.Provider, "resumed").Inc()
-		_, err := s.finish(ctx, id, t, held, job)
-		return changed, err
+		return changed, s.finish(ctx, id, t, held, job)
 	case retryable(err):
 		return failed, s.retryLater(ctx, id, t, held, err)
 	default:
@@ -258,10 +257,7 @@ func retryable(err error) bool {
 // retryLater gives a resumed submission's lease back with its failure
 // counted; MaxPollFailures of them in a row fail the task.
 func (s *Service) retryLater(ctx context.Context, id string, t *indexstore.Task, held indexstore.Version, cause error) error {
-	_, _, err := indexstore.ModifyFrom(ctx, s.store.Tasks(), id, t, held, indexstore.NoWait, func(cur *indexstore.Task) error {
-		if cur.Batch == nil || cur.Batch.Submission == nil {
-			return indexstore.ErrUnchanged
-		}
+	err := s.modifySubmission(ctx, id, t, held, func(cur *indexstore.Task) {
 		now := s.now()
 		cur.Batch.Failures++
 		if cur.Batch.Failures >= s.set.MaxPollFailures {
@@ -271,11 +267,7 @@ func (s *Service) retryLater(ctx context.Context, id string, t *indexstore.Task,
 		cur.LastUpdateTime = now.UnixMilli()
 		cur.Batch.LeaseOwner, cur.Batch.LeaseUntil = "", 0
 		cur.Batch.NextPoll = now.Add(s.nextPollDelay(cur.Batch.Failures)).UnixMilli()
-		return nil
 	})
-	if errors.Is(err, indexstore.ErrUnchanged) {
-		return cause
-	}
 	return errors.Join(cause, err)
 }
 
@@ -293,13 +285,12 @@ func (s *Service) find(ctx context.Context, l provider.Lister, submit remote.Cal
 			return nil, err
 		}
 		raw, next, err := l.Find(resp.Body, key, since)
-		if err != nil || raw != nil {
-			if err != nil {
-				return nil, err
-			}
+		switch {
+		case err != nil:
+			return nil, err
+		case raw != nil:
 			return remoteJob(act.PostProcessFunction, raw)
-		}
-		if next == "" {
+		case next == "":
 			return nil, nil
 		}
 		after = next
