@@ -22,6 +22,13 @@ type Version struct {
 	PrimaryTerm int64
 }
 
+// Missing is the version of a document a read did not find. Deleting at
+// Missing asks the cluster anyway and answers its DeleteResponse with
+// "result":"not_found", as ML Commons hands on for unknown connectors and
+// model groups; a document that exists by then is deleted (ids are random,
+// so it can only be one created after the read).
+var Missing = Version{SeqNo: -1, PrimaryTerm: -1}
+
 // WriteResult is OpenSearch's answer to a write, as ML Commons hands it on
 // (UpdateResponse / DeleteResponse).
 type WriteResult struct {
@@ -29,9 +36,12 @@ type WriteResult struct {
 	ID          string          `json:"_id"`
 	Version     int64           `json:"_version"`
 	Result      string          `json:"result"`
-	Shards      json.RawMessage `json:"_shards,omitempty"`
-	SeqNo       int64           `json:"_seq_no"`
-	PrimaryTerm int64           `json:"_primary_term"`
+	// ForcedRefresh is set by deletes, which refresh at once as ML
+	// Commons' do.
+	ForcedRefresh bool            `json:"forced_refresh,omitempty"`
+	Shards        json.RawMessage `json:"_shards,omitempty"`
+	SeqNo         int64           `json:"_seq_no"`
+	PrimaryTerm   int64           `json:"_primary_term"`
 }
 
 // At is the version the write left the document at.
@@ -78,17 +88,17 @@ type Docs[T any] struct {
 // newDocs is typed access to collection c of s.
 func newDocs[T any](s *Store, c Collection) *Docs[T] { return &Docs[T]{s: s, c: c} }
 
-// maxIDLength bounds the ids validID accepts: OpenSearch refuses ids over
+// maxIDLength bounds the ids ValidID accepts: OpenSearch refuses ids over
 // 512 bytes.
 const maxIDLength = 512
 
-// validID reports whether id has the shape of the ids the sidecar and ML
+// ValidID reports whether id has the shape of the ids the sidecar and ML
 // Commons make (URL-safe base64, OpenSearch's auto-id alphabet; the fixed
 // config id master_key too). Ids come from request paths and go into the
 // sidecar's own /<index>/_doc/<id> paths: behind a hop that decodes %2F,
 // "..%2F..%2Fother%2F_doc%2Fx" would reach another index with the service
 // account's rights. Anything else cannot name a stored document.
-func validID(id string) bool {
+func ValidID(id string) bool {
 	if id == "" || len(id) > maxIDLength {
 		return false
 	}
@@ -113,7 +123,7 @@ func (d *Docs[T]) Get(ctx context.Context, id string) (*T, Version, error) {
 		PrimaryTerm int64           `json:"_primary_term"`
 		Source      json.RawMessage `json:"_source"`
 	}
-	if !validID(id) {
+	if !ValidID(id) {
 		return nil, Version{}, ErrNotFound
 	}
 	if err := d.s.do(ctx, http.MethodGet, d.path("_doc", id), nil, nil, &r); err != nil {
@@ -172,7 +182,7 @@ func (d *Docs[T]) Create(ctx context.Context, id string, doc *T, refresh Refresh
 }
 
 func (d *Docs[T]) create(ctx context.Context, id string, body any, refresh Refresh) (*WriteResult, error) {
-	if !validID(id) {
+	if !ValidID(id) {
 		return nil, ErrNotFound
 	}
 	var r WriteResult
@@ -184,7 +194,7 @@ func (d *Docs[T]) create(ctx context.Context, id string, body any, refresh Refre
 
 // Replace implements Repo.
 func (d *Docs[T]) Replace(ctx context.Context, id string, v Version, doc *T, refresh Refresh) (*WriteResult, error) {
-	if !validID(id) {
+	if !ValidID(id) {
 		return nil, ErrNotFound
 	}
 	var r WriteResult
@@ -196,11 +206,23 @@ func (d *Docs[T]) Replace(ctx context.Context, id string, v Version, doc *T, ref
 
 // Delete implements Repo.
 func (d *Docs[T]) Delete(ctx context.Context, id string, v Version) (*WriteResult, error) {
-	if !validID(id) {
+	if !ValidID(id) {
 		return nil, ErrNotFound
 	}
+	// refresh=true (IMMEDIATE, as ML Commons deletes) answers
+	// "forced_refresh":true.
+	q := url.Values{"refresh": {"true"}}
+	if v != Missing {
+		q = v.query()
+		q.Set("refresh", "true")
+	}
 	var r WriteResult
-	if err := d.s.do(ctx, http.MethodDelete, d.path("_doc", id), refreshQuery(v.query(), WaitForSeen), nil, &r); err != nil {
+	err := d.s.do(ctx, http.MethodDelete, d.path("_doc", id), q, nil, &r)
+	var nf *notFoundAnswer
+	if v == Missing && errors.As(err, &nf) && json.Unmarshal(nf.body, &r) == nil && r.Result == "not_found" {
+		return &r, nil
+	}
+	if err != nil {
 		return nil, err
 	}
 	return &r, nil

@@ -57,8 +57,8 @@ func TestValidID(t *testing.T) {
 		{NewID(), true}, {MasterKeyID, true}, {"AbC-_09", true}, {"x", true}, {strings.Repeat("a", 512), true},
 		{"", false}, {strings.Repeat("a", 513), false}, {"a/b", false}, {"a%2F", false}, {"a.b", false}, {"a+b", false}, {"a=", false},
 	} {
-		if got := validID(tt.id); got != tt.want {
-			t.Errorf("validID(%q) = %v, want %v", tt.id, got, tt.want)
+		if got := ValidID(tt.id); got != tt.want {
+			t.Errorf("ValidID(%q) = %v, want %v", tt.id, got, tt.want)
 		}
 	}
 }

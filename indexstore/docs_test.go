@@ -270,11 +270,23 @@ func TestRepoVersions(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Delete at the current version: %v", err)
 	}
-	if del.Result != "deleted" {
-		t.Errorf("Delete: got result %q, want deleted", del.Result)
+	if del.Result != "deleted" || !del.ForcedRefresh {
+		t.Errorf("Delete: got result %q forced_refresh %v, want deleted, true", del.Result, del.ForcedRefresh)
 	}
 	if _, _, err := r.Get(ctx, id); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get after Delete: got error %v, want %v", err, ErrNotFound)
+	}
+
+	// At Missing, the cluster's not_found DeleteResponse is the answer.
+	gone, err := r.Delete(ctx, id, Missing)
+	if err != nil {
+		t.Fatalf("Delete at Missing: %v", err)
+	}
+	if gone.Result != "not_found" || gone.ID != id || gone.Index == "" || !gone.ForcedRefresh {
+		t.Errorf("Delete at Missing: got %+v, want a not_found DeleteResponse for %s", gone, id)
+	}
+	if _, err := r.Delete(ctx, "a/b", Missing); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Delete at Missing of an invalid id: got %v, want ErrNotFound", err)
 	}
 }
 

@@ -216,6 +216,13 @@ func (s *Store) call(ctx context.Context, method, path string, query url.Values,
 	return nil
 }
 
+// notFoundAnswer is a 404 with its body: errors.Is(err, ErrNotFound), and a
+// DeleteResponse to who asks for it.
+type notFoundAnswer struct{ body []byte }
+
+func (*notFoundAnswer) Error() string        { return ErrNotFound.Error() }
+func (*notFoundAnswer) Is(target error) bool { return target == ErrNotFound }
+
 func statusError(status int, body []byte) error {
 	var e struct {
 		Error json.RawMessage `json:"error"`
@@ -226,7 +233,7 @@ func statusError(status int, body []byte) error {
 	_ = json.Unmarshal(e.Error, &cause)
 	switch {
 	case status == http.StatusNotFound:
-		return ErrNotFound
+		return &notFoundAnswer{body: body}
 	case status == http.StatusConflict:
 		return ErrConflict
 	}

@@ -107,8 +107,15 @@ func (a *API) updateConnector(r *http.Request) (any, error) {
 func (a *API) deleteConnector(r *http.Request) (any, error) {
 	id := pathVar(r, "id")
 	c, v, err := a.store.Connectors().Get(r.Context(), id)
+	if errors.Is(err, indexstore.ErrNotFound) {
+		// ML Commons 2.19 deletes anyway and hands on the DeleteResponse:
+		// 200 with "result":"not_found".
+		// An id no document can have still gets the 404.
+		res, err := a.store.Connectors().Delete(r.Context(), id, indexstore.Missing)
+		return res, notFoundAs(err, connector.NotFound(id))
+	}
 	if err != nil {
-		return nil, notFoundAs(err, connector.NotFound(id))
+		return nil, err
 	}
 	if !a.connectorPermitted(r.Context(), c) {
 		// ML Commons answers 500 for this refusal; see COMPATIBILITY.md.

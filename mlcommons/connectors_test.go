@@ -477,14 +477,23 @@ func TestGetConnectorNotFound(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a := newTestAPI(t)
-			for _, method := range []string{http.MethodGet, http.MethodDelete} {
-				wantError(t, a.do(t, method, tt.path, ""), 404, "status_exception",
-					"Failed to find connector with the provided connector id: "+tt.id)
-			}
+			wantError(t, a.do(t, http.MethodGet, tt.path, ""), 404, "status_exception",
+				"Failed to find connector with the provided connector id: "+tt.id)
 			wantError(t, a.do(t, http.MethodPut, tt.path, `{"name":"x"}`), 404, "status_exception",
 				"Failed to find connector with the provided connector id: "+tt.id)
 		})
 	}
+}
+
+func TestDeleteUnknownConnector(t *testing.T) {
+	a := newTestAPI(t)
+	// ML Commons 2.19.6 hands on the cluster's DeleteResponse.
+	if res := a.mustDo(t, http.MethodDelete, connectorsPath+"nope", ""); res["result"] != "not_found" || res["_id"] != "nope" || res["forced_refresh"] != true {
+		t.Errorf("got %v, want a DeleteResponse for nope with result not_found", res)
+	}
+	// An id no document can have is not asked for.
+	wantError(t, a.do(t, http.MethodDelete, connectorsPath+"a%2Fb%20c", ""), 404, "status_exception",
+		"Failed to find connector with the provided connector id: a/b c")
 }
 
 // storedConnector decodes the stored connector id.

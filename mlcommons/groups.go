@@ -2,6 +2,7 @@ package mlcommons
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
@@ -113,8 +114,13 @@ func (a *API) updateModelGroup(r *http.Request) (any, error) {
 func (a *API) deleteModelGroup(r *http.Request) (any, error) {
 	id := pathVar(r, "id")
 	g, v, err := a.store.ModelGroups().Get(r.Context(), id)
+	if errors.Is(err, indexstore.ErrNotFound) {
+		// As for connectors: 200 with "result":"not_found".
+		res, err := a.store.ModelGroups().Delete(r.Context(), id, indexstore.Missing)
+		return res, notFoundAs(err, modelGroupNotFound(id))
+	}
 	if err != nil {
-		return nil, notFoundAs(err, modelGroupNotFound(id))
+		return nil, err
 	}
 	if u, checked := a.modelACL(r.Context()); checked && !permits(u, g.Owner, g.Access, g.BackendRoles) {
 		// ML Commons answers 500 for this client mistake; see COMPATIBILITY.md.

@@ -25,6 +25,9 @@ func (a *API) search(c indexstore.Collection) apiFunc {
 		if err != nil {
 			return nil, err
 		}
+		// ML Commons searches with both, whatever the request says.
+		params.Set("seq_no_primary_term", "true")
+		params.Set("version", "true")
 		if len(bytes.TrimSpace(body)) == 0 {
 			// As in OpenSearch, a GET without a body may carry it in ?source=.
 			body = []byte(r.URL.Query().Get("source"))

@@ -235,11 +235,15 @@ func TestSearchParams(t *testing.T) {
 		{"kept", "size=3&from=1&_source_includes=name", url.Values{"size": {"3"}, "from": {"1"}, "_source_includes": {"name"}}},
 		{"answer shapers dropped", "filter_path=hits.hits._source&pretty&human=true&error_trace=true&format=yaml&typed_keys=true&size=2",
 			url.Values{"size": {"2"}}},
+		// ML Commons' hits always carry _seq_no, _primary_term and _version.
+		{"versions forced", "version=false&seq_no_primary_term=false", url.Values{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a := newTestAPI(t)
 			a.mustDo(t, http.MethodPost, connectorsPath+"_search?"+tt.query, `{}`)
+			tt.want.Set("seq_no_primary_term", "true")
+			tt.want.Set("version", "true")
 			if diff := cmp.Diff(tt.want, a.store.lastSearch(t, indexstore.Connectors).Params); diff != "" {
 				t.Errorf("params sent to the store mismatch (-want +got):\n%s", diff)
 			}

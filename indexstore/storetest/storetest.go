@@ -125,6 +125,17 @@ func (r *Repo[T]) at(id string, v indexstore.Version) error {
 func (r *Repo[T]) Delete(_ context.Context, id string, v indexstore.Version) (*indexstore.WriteResult, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if !indexstore.ValidID(id) {
+		return nil, indexstore.ErrNotFound // as the real store: no request
+	}
+	if _, ok := r.docs[id]; !ok && v == indexstore.Missing {
+		res := r.result(id, 1, "not_found")
+		res.ForcedRefresh = true
+		return res, nil
+	}
+	if v == indexstore.Missing {
+		v = indexstore.Version{SeqNo: r.docs[id].seq, PrimaryTerm: primaryTerm}
+	}
 	if err := r.at(id, v); err != nil {
 		return nil, err
 	}
@@ -136,7 +147,9 @@ func (r *Repo[T]) Delete(_ context.Context, id string, v indexstore.Version) (*i
 		}
 	}
 	r.seq++
-	return r.result(id, r.seq, "deleted"), nil
+	res := r.result(id, r.seq, "deleted")
+	res.ForcedRefresh = true
+	return res, nil
 }
 
 // Put stores doc under id, replacing what is there (test setup).
