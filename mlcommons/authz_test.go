@@ -118,10 +118,12 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 		methods, _ := route.GetMethods()
 		for _, m := range methods {
 			n++
-			path := vars.ReplaceAllString(tmpl, "x1")
-			rec := a.doAs(t, "health", m, path, `{}`)
-			if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), `"security_exception"`) {
-				t.Errorf("%s %s: got %d %s, want 403 security_exception", m, tmpl, rec.Code, rec.Body)
+			path := vars.ReplaceAllString(strings.TrimSuffix(tmpl, trailingSlash), "x1")
+			for _, p := range []string{path, path + "/"} {
+				rec := a.doAs(t, "health", m, p, `{}`)
+				if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), `"security_exception"`) {
+					t.Errorf("%s %s: got %d %s, want 403 security_exception", m, p, rec.Code, rec.Body)
+				}
 			}
 		}
 		return nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -351,4 +352,49 @@ func FuzzFlexString(f *testing.F) {
 			t.Fatalf("decoding %s: got %q, %v; want %q", doc, v.V, err, s)
 		}
 	})
+}
+
+// FuzzRoutes: any method, path and query under /_plugins/_ml is answered
+// without a panic or a 5xx, and every 4xx is an OpenSearch error body.
+func FuzzRoutes(f *testing.F) {
+	for _, s := range []string{
+		"/connectors/_create", "/models/m1/_predict/", "/models/_register?deploy=x", "/models/meta",
+		"/tasks/t1/_cancel_batch?foo", "/stats/?pretty", "/profile/models/?view=x", "/agents//x",
+		"/models/%2e%2e/_predict", "/_predict/remote/m1?prety", "/x?=&=", "/models/_search/_deploy",
+	} {
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, "PATCH"} {
+			f.Add(m, s)
+		}
+	}
+	a := newTestAPI(f)
+	f.Fuzz(func(t *testing.T, method, path string) {
+		if !validMethod(method) {
+			return
+		}
+		u, err := url.Parse("http://x/_plugins/_ml" + path)
+		if err != nil {
+			return
+		}
+		req := httptest.NewRequest(method, "/", strings.NewReader(`{}`))
+		req.URL, req.RequestURI = u, u.RequestURI()
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		a.ServeHTTP(rec, req)
+		no5xx(t, rec, method+" "+path)
+		if rec.Code >= 400 && !json.Valid(rec.Body.Bytes()) {
+			t.Fatalf("%s %s: %d with a body that is not JSON: %q", method, path, rec.Code, rec.Body)
+		}
+	})
+}
+
+func validMethod(m string) bool {
+	if m == "" || m == http.MethodHead {
+		return false
+	}
+	for _, c := range m {
+		if c < 'A' || c > 'Z' {
+			return false
+		}
+	}
+	return true
 }

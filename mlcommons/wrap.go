@@ -8,7 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,9 +30,9 @@ type withStatus struct {
 	body   any
 }
 
-// wrap adapts an apiFunc: readiness, authorization of action, the body
+// wrap adapts an apiFunc: readiness, the query parameters, authorization of action, the body
 // limit, the JSON answer, and the one place where errors become statuses.
-func (a *API) wrap(action string, f apiFunc) http.Handler {
+func (a *API) wrap(action string, params *paramCheck, f apiFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.Ready() {
 			writeError(w, mlerr.Status(http.StatusServiceUnavailable,
@@ -40,7 +40,10 @@ func (a *API) wrap(action string, f apiFunc) http.Handler {
 			return
 		}
 		var v any
-		err := a.authorize(r, action)
+		err := params.check(r)
+		if err == nil {
+			err = a.authorize(r, action)
+		}
 		if err == nil {
 			var release func()
 			if release, err = a.admitBody(w, r); err == nil {
@@ -256,11 +259,23 @@ func unmatched(router *mux.Router) http.Handler {
 			})
 			return
 		}
-		sort.Strings(allowed)
-		writeRaw(w, r, http.StatusMethodNotAllowed, map[string]any{
-			"error":  fmt.Sprintf("Incorrect HTTP method for uri [%s] and method [%s], allowed: [%s]", r.URL.Path, r.Method, strings.Join(allowed, ", ")),
-			"status": http.StatusMethodNotAllowed,
-		})
+		writeMethodNotAllowed(w, r, allowed)
+	})
+}
+
+// methodNotAllowed answers the methods a literal path does not have.
+func methodNotAllowed(allowed []string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeMethodNotAllowed(w, r, allowed)
+	})
+}
+
+func writeMethodNotAllowed(w http.ResponseWriter, r *http.Request, allowed []string) {
+	allowed = slices.Sorted(slices.Values(allowed))
+	w.Header().Set("Allow", strings.Join(allowed, ","))
+	writeRaw(w, r, http.StatusMethodNotAllowed, map[string]any{
+		"error":  fmt.Sprintf("Incorrect HTTP method for uri [%s] and method [%s], allowed: [%s]", r.URL.Path, r.Method, strings.Join(allowed, ", ")),
+		"status": http.StatusMethodNotAllowed,
 	})
 }
 

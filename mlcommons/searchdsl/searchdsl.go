@@ -514,16 +514,17 @@ func CheckParams(path string, q url.Values) (url.Values, error) {
 		case searchParamsKept[k]:
 			out[k] = v
 		default:
-			unknown = append(unknown, "["+k+"]")
+			unknown = append(unknown, k)
 		}
 	}
 	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		noun := "parameter"
-		if len(unknown) > 1 {
-			noun = "parameters"
+		var known []string
+		for _, m := range []map[string]bool{searchParamsKept, searchParamsDropped} {
+			for k := range m {
+				known = append(known, k)
+			}
 		}
-		return nil, mlerr.IllegalArgument("request [%s] contains unrecognized %s: %s", path, noun, strings.Join(unknown, ", "))
+		return nil, mlerr.UnrecognizedParams(path, unknown, known)
 	}
 	for _, v := range out["sort"] {
 		for _, f := range strings.Split(v, ",") {
