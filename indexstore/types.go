@@ -222,6 +222,8 @@ type Submission struct {
 	// OpenAI metadata or Bedrock's clientRequestToken, SageMaker's job
 	// name); "" when the request carries none.
 	Key string `json:"key,omitempty"`
+	// DLQ is the job's dead-letter queue (bucket, region), nil for none.
+	DLQ map[string]string `json:"dlq,omitempty"`
 }
 
 // MasterKey is the config document holding the key mlsidecar creates when
@@ -234,3 +236,16 @@ type MasterKey struct {
 
 // MasterKeyID is the id of the MasterKey document in the config index.
 const MasterKeyID = "master_key"
+
+// MLSettings is the config document holding the ML Commons cluster settings
+// (plugins.ml_commons.*) callers set through PUT _cluster/settings, which
+// the cluster itself does not know. Keys are full setting names; each value
+// is the JSON OpenSearch would keep: a string, or a list of strings.
+type MLSettings struct {
+	Persistent map[string]json.RawMessage `json:"persistent,omitempty"`
+	Transient  map[string]json.RawMessage `json:"transient,omitempty"`
+	UpdateTime int64                      `json:"update_time,omitempty"`
+}
+
+// MLSettingsID is the id of the MLSettings document in the config index.
+const MLSettingsID = "ml_settings"

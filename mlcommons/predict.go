@@ -2,6 +2,7 @@ package mlcommons
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
@@ -13,23 +14,51 @@ import (
 
 // predictInput is the body of _predict and _batch_predict: parameters-style
 // input, or text_docs (the neural-search route), optionally naming the
-// action.
+// action (it wins over the path's, as in ML Commons) and, for a batch job,
+// the dead-letter queue of its failures.
 type predictInput struct {
 	Parameters map[string]any `json:"parameters"`
 	TextDocs   []*string      `json:"text_docs"`
 	QueryText  *string        `json:"query_text"`
-	ActionType string         `json:"action_type"`
+	ActionType *string        `json:"action_type"`
+	DLQ        map[string]any `json:"dlq"`
 }
 
-// predict serves POST /models/{id}/_predict and /_predict/{algorithm}/{id}.
-func (a *API) predict(r *http.Request) (any, error) {
-	var in predictInput
-	if err := decodeBody(r, &in, true); err != nil {
-		return nil, err
+// predictAs serves a prediction route whose path means action:
+// /models/{id}/_predict and /_predict/{algorithm}/{id} PREDICT,
+// /models/{id}/_batch_predict BATCH_PREDICT.
+func (a *API) predictAs(action string) apiFunc {
+	return func(r *http.Request) (any, error) {
+		var in predictInput
+		if err := decodeBody(r, &in, true); err != nil {
+			return nil, err
+		}
+		if in.ActionType != nil {
+			// ML Commons' ActionType.from, Java's toUpperCase.
+			t := strings.ToUpper(*in.ActionType)
+			if !slices.Contains(actionTypes, t) {
+				return nil, mlerr.IllegalArgument("Wrong Action Type of %s", *in.ActionType)
+			}
+			action = t
+		}
+		switch action {
+		case indexstore.ActionPredict:
+			return a.predict(r, &in)
+		case indexstore.ActionBatchPredict:
+			return a.batchPredict(r, &in)
+		}
+		// ML Commons would run the connector's action of that type as a
+		// prediction; the sidecar runs status and cancel calls itself.
+		return nil, mlerr.IllegalArgument("Wrong action type %s for a prediction: only predict and batch_predict can be asked for", action)
 	}
-	if in.ActionType != "" && strings.ToUpper(strings.TrimSpace(in.ActionType)) != indexstore.ActionPredict {
-		return nil, mlerr.IllegalArgument("Wrong action type in the rest request path!")
-	}
+}
+
+// actionTypes are ML Commons' connector action types.
+var actionTypes = []string{indexstore.ActionPredict, indexstore.ActionExecute, indexstore.ActionBatchPredict,
+	indexstore.ActionCancelBatchPredict, indexstore.ActionBatchPredictStatus}
+
+// predict runs a synchronous prediction.
+func (a *API) predict(r *http.Request, in *predictInput) (any, error) {
 	ctx := r.Context()
 	if err := a.checkModel(ctx, pathVar(r, "id"), errPredictDenied); err != nil {
 		return nil, err

@@ -88,9 +88,9 @@ func (a *API) routes() []routeSpec {
 	for _, p := range []string{"/models/{id}/_undeploy", "/models/{id}/_unload"} {
 		route(p, "undeploy_models", a.undeployModel, post)
 	}
-	route("/models/{id}/_predict", "predict", a.counted(a.predict), post)
-	route("/models/{id}/_batch_predict", "predict", a.counted(a.batchPredict), post)
-	route("/_predict/{algorithm}/{id}", "predict", a.counted(a.predict), post)
+	route("/models/{id}/_predict", "predict", a.counted(a.predictAs(indexstore.ActionPredict)), post)
+	route("/models/{id}/_batch_predict", "predict", a.counted(a.predictAs(indexstore.ActionBatchPredict)), post)
+	route("/_predict/{algorithm}/{id}", "predict", a.counted(a.predictAs(indexstore.ActionPredict)), post)
 	route("/models/{id}", "models/get", a.getModel, get, "return_content")
 	route("/models/{id}", "models/update", a.updateModel, put)
 	route("/models/{id}", "models/delete", a.deleteModel, del)

@@ -2,6 +2,8 @@ package mlcommons
 
 import (
 	"net/http"
+	"regexp"
+	"strings"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
 	"github.com/mlsidecar/mlsidecar/mlcommons/batch"
@@ -34,16 +36,16 @@ func (a *API) deleteTask(r *http.Request) (any, error) {
 	return a.store.Tasks().Delete(r.Context(), id, v)
 }
 
-// batchPredict serves POST /models/{id}/_batch_predict.
-func (a *API) batchPredict(r *http.Request) (any, error) {
-	var in predictInput
-	if err := decodeBody(r, &in, true); err != nil {
+// batchPredict starts a batch job.
+func (a *API) batchPredict(r *http.Request, in *predictInput) (any, error) {
+	dlq, err := deadLetterQueue(in.DLQ)
+	if err != nil {
 		return nil, err
 	}
 	if err := a.checkModel(r.Context(), pathVar(r, "id"), errPredictDenied); err != nil {
 		return nil, err
 	}
-	sub, err := a.batch.Submit(r.Context(), pathVar(r, "id"), in.Parameters)
+	sub, err := a.batch.Submit(r.Context(), pathVar(r, "id"), in.Parameters, dlq)
 	if err != nil {
 		return nil, err
 	}
@@ -53,6 +55,38 @@ func (a *API) batchPredict(r *http.Request) (any, error) {
 	}
 	return out, nil
 }
+
+// deadLetterQueue checks a batch job's dlq: an S3 bucket and region, both
+// required as in ML Commons 2.19 ("DLQ bucketName or region cannot be
+// null"), and each of a shape S3 accepts. nil when none is given.
+func deadLetterQueue(in map[string]any) (map[string]string, error) {
+	if in == nil {
+		return nil, nil
+	}
+	bucket, _ := in["bucket"].(string)
+	region, _ := in["region"].(string)
+	if bucket == "" || region == "" {
+		return nil, mlerr.IllegalArgument("DLQ bucketName or region cannot be null")
+	}
+	if !s3Bucket.MatchString(bucket) || strings.Contains(bucket, "..") {
+		return nil, mlerr.IllegalArgument("DLQ bucket [%s] is not a valid S3 bucket name", bucket)
+	}
+	if !awsRegion.MatchString(region) {
+		return nil, mlerr.IllegalArgument("DLQ region [%s] is not a valid AWS region", region)
+	}
+	out := map[string]string{}
+	for k, v := range in {
+		if s, ok := v.(string); ok {
+			out[k] = s
+		}
+	}
+	return out, nil
+}
+
+var (
+	s3Bucket  = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	awsRegion = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+)
 
 // cancelBatch serves POST /tasks/{id}/_cancel and /_cancel_batch.
 func (a *API) cancelBatch(r *http.Request) (any, error) {

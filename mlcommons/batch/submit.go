@@ -37,7 +37,7 @@ type Submitted struct {
 
 // Submit sends a batch job through the model's batch_predict action and
 // records the task that follows it. parameters are the caller's.
-func (s *Service) Submit(ctx context.Context, modelID string, parameters map[string]any) (*Submitted, error) {
+func (s *Service) Submit(ctx context.Context, modelID string, parameters map[string]any, dlq map[string]string) (*Submitted, error) {
 	b, err := s.binder.Bind(ctx, modelID)
 	if err != nil {
 		return nil, err
@@ -65,7 +65,7 @@ func (s *Service) Submit(ctx context.Context, modelID string, parameters map[str
 		CreateTime: now.UnixMilli(), LastUpdateTime: now.UnixMilli(), Owner: b.Model.Owner,
 		Batch: &indexstore.BatchState{Provider: c.Provider, Connector: &snapshot, ClientKey: b.ClientKey,
 			ModelGroupID: b.Model.ModelGroupID, NextPoll: leased, LeaseOwner: s.nodeID, LeaseUntil: leased,
-			Submission: &indexstore.Submission{Parameters: parameters, Key: key}},
+			Submission: &indexstore.Submission{Parameters: parameters, Key: key, DLQ: dlq}},
 	}
 	// From here the submission runs to its end whatever the caller does:
 	// its outcome must be written. Every call below has its own deadline.
@@ -156,6 +156,9 @@ func (s *Service) modifySubmission(ctx context.Context, id string, t *indexstore
 func (s *Service) finish(ctx context.Context, id string, t *indexstore.Task, held indexstore.Version, job map[string]any) error {
 	return s.modifySubmission(ctx, id, t, held, func(cur *indexstore.Task) {
 		now := s.now()
+		// ML Commons 2.19 keeps the dead-letter queue in remote_job, null
+		// when none was given.
+		job["dlq"] = cur.Batch.Submission.DLQ
 		cur.RemoteJob, cur.State = job, indexstore.TaskRunning
 		if st := s.set.Status.State(job); st != "" {
 			cur.State = st
