@@ -32,10 +32,10 @@ var Missing = Version{SeqNo: -1, PrimaryTerm: -1}
 // WriteResult is OpenSearch's answer to a write, as ML Commons hands it on
 // (UpdateResponse / DeleteResponse).
 type WriteResult struct {
-	Index       string          `json:"_index"`
-	ID          string          `json:"_id"`
-	Version     int64           `json:"_version"`
-	Result      string          `json:"result"`
+	Index   string `json:"_index"`
+	ID      string `json:"_id"`
+	Version int64  `json:"_version"`
+	Result  string `json:"result"`
 	// ForcedRefresh is set by deletes, which refresh at once as ML
 	// Commons' do.
 	ForcedRefresh bool            `json:"forced_refresh,omitempty"`
