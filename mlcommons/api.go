@@ -109,6 +109,8 @@ type API struct {
 	// requests and failures count this replica's predictions (_predict and
 	// _batch_predict), as ML Commons' ml_request_count and ml_failure_count.
 	requests, failures atomic.Int64
+	// mlstats are the action-level stats and prediction durations.
+	mlstats *mlStats
 	// keys is set once Bootstrap has found or created the master key; until
 	// then ML requests answer 503.
 	keys atomic.Pointer[secrets.Keyring]
@@ -118,7 +120,8 @@ type API struct {
 // succeeded.
 func New(o Options) *API {
 	a := &API{bodyReadTimeout: o.BodyReadTimeout, store: o.Store, authz: o.Authorizer, storedKeyAllowed: o.StoredKeyAllowed,
-		modelAccessControl: o.ModelAccessControl, connectorAccessControl: o.ConnectorAccessControl, remote: o.Remote, nodeID: o.NodeID, maxBody: o.MaxBodyBytes, log: o.Logger, now: o.Now}
+		modelAccessControl: o.ModelAccessControl, connectorAccessControl: o.ConnectorAccessControl, remote: o.Remote, nodeID: o.NodeID, maxBody: o.MaxBodyBytes, log: o.Logger, now: o.Now,
+		mlstats: newMLStats()}
 	if o.MaxInflightBodyBytes > 0 {
 		a.inflight = semaphore.NewWeighted(max(o.MaxInflightBodyBytes, o.MaxBodyBytes))
 	}

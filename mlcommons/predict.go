@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
 	"github.com/mlsidecar/mlsidecar/mlcommons/connector"
@@ -27,8 +28,9 @@ type predictInput struct {
 // predictAs serves a prediction route whose path means action:
 // /models/{id}/_predict and /_predict/{algorithm}/{id} PREDICT,
 // /models/{id}/_batch_predict BATCH_PREDICT.
-func (a *API) predictAs(action string) apiFunc {
+func (a *API) predictAs(pathAction string) apiFunc {
 	return func(r *http.Request) (any, error) {
+		action := pathAction
 		var in predictInput
 		if err := decodeBody(r, &in, true); err != nil {
 			return nil, err
@@ -41,11 +43,20 @@ func (a *API) predictAs(action string) apiFunc {
 			}
 			action = t
 		}
+		id := pathVar(r, "id")
 		switch action {
 		case indexstore.ActionPredict:
-			return a.predict(r, &in)
+			start := time.Now()
+			v, inference, err := a.predict(r, &in)
+			a.mlstats.record(id, statsAction(action), err != nil)
+			if err == nil {
+				a.mlstats.observe(id, inference, time.Since(start))
+			}
+			return v, err
 		case indexstore.ActionBatchPredict:
-			return a.batchPredict(r, &in)
+			v, err := a.batchPredict(r, &in)
+			a.mlstats.record(id, statsAction(action), err != nil)
+			return v, err
 		}
 		// ML Commons would run the connector's action of that type as a
 		// prediction; the sidecar runs status and cancel calls itself.
@@ -57,23 +68,25 @@ func (a *API) predictAs(action string) apiFunc {
 var actionTypes = []string{indexstore.ActionPredict, indexstore.ActionExecute, indexstore.ActionBatchPredict,
 	indexstore.ActionCancelBatchPredict, indexstore.ActionBatchPredictStatus}
 
-// predict runs a synchronous prediction.
-func (a *API) predict(r *http.Request, in *predictInput) (any, error) {
+// predict runs a synchronous prediction; inference is how long the model's
+// part took (the provider call with its processing).
+func (a *API) predict(r *http.Request, in *predictInput) (_ any, inference time.Duration, _ error) {
 	ctx := r.Context()
 	if err := a.checkModel(ctx, pathVar(r, "id"), errPredictDenied); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	b, err := a.connectors.Bind(ctx, pathVar(r, "id"))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := a.limiters.allow(b.ModelID, b.Model.RateLimiter); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	input := process.Input{Parameters: in.Parameters, TextDocs: in.TextDocs, QueryText: in.QueryText}
+	start := time.Now()
 	results, err := connector.Predict(ctx, a.remote, b, input, template.RequestParameters(in.Parameters))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return map[string]any{"inference_results": results}, nil
+	return map[string]any{"inference_results": results}, time.Since(start), nil
 }

@@ -63,12 +63,16 @@ func TestPredictBodyActionType(t *testing.T) {
 		t.Errorf("batch calls %d, want 1", n)
 	}
 
+	// The body's action is the request's only: the path's holds for the next.
+	if res := a.mustDo(t, http.MethodPost, modelsPath+model+"/_predict", `{"parameters":{"input":["x"]}}`); res["inference_results"] == nil {
+		t.Errorf("_predict after a batch_predict body answered %v, want inference_results", res)
+	}
 	res = a.mustDo(t, http.MethodPost, modelsPath+model+"/_batch_predict", `{"action_type":"PREDICT","parameters":{"input":["x"]}}`)
 	if _, ok := res["inference_results"]; !ok {
 		t.Errorf("_batch_predict with action_type PREDICT answered %v, want inference_results", res)
 	}
-	if n := calls("/v1/embeddings"); n != 1 {
-		t.Errorf("embeddings calls %d, want 1", n)
+	if n := calls("/v1/embeddings"); n != 2 {
+		t.Errorf("embeddings calls %d, want 2", n)
 	}
 
 	wantError(t, a.do(t, http.MethodPost, modelsPath+model+"/_predict", `{"action_type":"foo","parameters":{}}`),

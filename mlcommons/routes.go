@@ -76,17 +76,17 @@ func (a *API) routes() []routeSpec {
 	route("/model_groups/{id}", "model_groups/delete", a.deleteModelGroup, del)
 
 	for _, p := range []string{"/models/_register", "/models/_upload"} {
-		route(p, "register_model", a.registerModel, post, "deploy")
+		route(p, "register_model", a.statsCounted("register", a.registerModel), post, "deploy")
 	}
 	route("/models/_search", "models/search", a.search(indexstore.Models), getOrPost, searchParams...)
 	for _, p := range []string{"/models/_undeploy", "/models/_unload"} {
-		route(p, "undeploy_models", a.undeployModels, post)
+		route(p, "undeploy_models", a.statsCounted("undeploy", a.undeployModels), post)
 	}
 	for _, p := range []string{"/models/{id}/_deploy", "/models/{id}/_load"} {
-		route(p, "deploy_model", a.deployModel, post)
+		route(p, "deploy_model", a.statsCounted("deploy", a.deployModel), post)
 	}
 	for _, p := range []string{"/models/{id}/_undeploy", "/models/{id}/_unload"} {
-		route(p, "undeploy_models", a.undeployModel, post)
+		route(p, "undeploy_models", a.statsCounted("undeploy", a.undeployModel), post)
 	}
 	route("/models/{id}/_predict", "predict", a.counted(a.predictAs(indexstore.ActionPredict)), post)
 	route("/models/{id}/_batch_predict", "predict", a.counted(a.predictAs(indexstore.ActionBatchPredict)), post)
@@ -143,6 +143,16 @@ func (a *API) registerUnsupported(r *mux.Router) {
 				writeError(w, err)
 			}))
 		}
+	}
+}
+
+// statsCounted counts a route's requests and failures in the action-level
+// stats (the model's too when the path names one).
+func (a *API) statsCounted(action string, f apiFunc) apiFunc {
+	return func(r *http.Request) (any, error) {
+		v, err := f(r)
+		a.mlstats.record(pathVar(r, "id"), action, err != nil)
+		return v, err
 	}
 }
 

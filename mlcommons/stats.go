@@ -38,6 +38,11 @@ func (a *API) stats(r *http.Request) (any, error) {
 		"ml_deployed_model_count":          counts.DeployedModels,
 		"ml_circuit_breaker_trigger_count": 0,
 	}
+	if pathVar(r, "stat") == "" {
+		// Per replica, as ML Commons' are per node.
+		node["algorithms"] = a.mlstats.actions(false)
+		node["models"] = a.mlstats.actions(true)
+	}
 	if want := pathVar(r, "stat"); want != "" {
 		keep := map[string]bool{}
 		for _, s := range strings.Split(want, ",") {
@@ -97,6 +102,7 @@ func (a *API) profile(r *http.Request) (any, error) {
 	models := map[string]any{}
 	for _, h := range deployed {
 		perNode := map[string]any{"model_state": h.State, "predictor": "org.opensearch.ml.engine.algorithms.remote.RemoteModel"}
+		a.mlstats.profileOf(h.ID, perNode)
 		if view == "model" {
 			models[h.ID] = map[string]any{"target_worker_nodes": nodes, "worker_nodes": nodes, "nodes": map[string]any{a.nodeID: perNode}}
 			continue
