@@ -128,7 +128,7 @@ func summarise(q []float64) map[string]any {
 	}
 	return map[string]any{"count": len(sorted), "max": sorted[len(sorted)-1], "min": sorted[0],
 		"average": sum / float64(len(sorted)),
-		"p50": percentile(sorted, 50), "p90": percentile(sorted, 90), "p99": percentile(sorted, 99)}
+		"p50":     percentile(sorted, 50), "p90": percentile(sorted, 90), "p99": percentile(sorted, 99)}
 }
 
 // percentile is Guava's Quantiles.percentiles().index(p) on sorted values:
