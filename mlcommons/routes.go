@@ -140,7 +140,7 @@ func (a *API) registerUnsupported(r *mux.Router) {
 		err := mlerr.UnsupportedOperation("mlsidecar serves remote models only: %s is not supported", api)
 		for _, p := range paths {
 			r.Handle("/_plugins/_ml"+p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				writeError(w, err)
+				writeError(w, r, err)
 			}))
 		}
 	}

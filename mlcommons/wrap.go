@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +17,8 @@ import (
 	"github.com/mlsidecar/mlsidecar/indexstore"
 	"github.com/mlsidecar/mlsidecar/mlcommons/auth"
 	"github.com/mlsidecar/mlsidecar/mlcommons/connector"
+	"github.com/mlsidecar/mlsidecar/mlcommons/httpcodec"
+	"github.com/mlsidecar/mlsidecar/mlcommons/jsonout"
 	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 )
 
@@ -35,20 +36,29 @@ type withStatus struct {
 func (a *API) wrap(action string, params *paramCheck, f apiFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.Ready() {
-			writeError(w, mlerr.Status(http.StatusServiceUnavailable,
+			writeError(w, r, mlerr.Status(http.StatusServiceUnavailable,
 				"mlsidecar is starting: its indices or master key are not ready yet; retry shortly"))
 			return
 		}
 		var v any
 		err := params.check(r)
 		if err == nil {
+			if _, perr := jsonout.FromQuery(r.URL.Query()); perr != nil {
+				err = mlerr.IllegalArgument("%s", perr)
+			}
+		}
+		if err == nil {
 			err = a.authorize(r, action)
+		}
+		if err == nil {
+			// Compressed bodies are decoded with the limit on what they
+			// decode to, and counted at the limit in flight.
+			err = decodeEncoding(w, r, a.maxBody)
 		}
 		if err == nil {
 			var release func()
 			if release, err = a.admitBody(w, r); err == nil {
 				defer release()
-				r.Body = http.MaxBytesReader(w, r.Body, a.maxBody)
 				v, err = f(r)
 			}
 		}
@@ -60,14 +70,14 @@ func (a *API) wrap(action string, params *paramCheck, f apiFunc) http.Handler {
 			if !clientErr {
 				a.log.ErrorContext(r.Context(), "ML request failed", "path", r.URL.Path, "err", err)
 			}
-			writeError(w, e)
+			writeError(w, r, e)
 			return
 		}
 		status := http.StatusOK
 		if ws, ok := v.(withStatus); ok {
 			status, v = ws.status, ws.body
 		}
-		writeJSON(w, status, v)
+		writeJSON(w, r, status, v)
 	})
 }
 
@@ -134,30 +144,60 @@ func toError(err error) (*mlerr.Error, bool) {
 	return mlerr.Exception(http.StatusInternalServerError, "internal error in mlsidecar"), false
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // OpenSearch writes <, > and & as they are
-	if raw, ok := v.(json.RawMessage); ok {
-		buf.Write(raw)
-	} else if err := enc.Encode(v); err != nil {
-		status = http.StatusInternalServerError
-		buf.Reset()
-		buf.WriteString(`{"error":{"root_cause":[{"type":"exception","reason":"cannot encode answer"}],"type":"exception","reason":"cannot encode answer"},"status":500}`)
+// writeJSON answers v as JSON.
+func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	b, err := marshal(v)
+	if err != nil {
+		writeError(w, r, mlerr.Exception(http.StatusInternalServerError, "cannot encode answer"))
+		return
 	}
-	body := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	writeBody(w, r, status, jsonOptions(r).Render(b))
 }
 
-func writeError(w http.ResponseWriter, e *mlerr.Error) {
-	body := e.Envelope()
+// marshal encodes v as OpenSearch writes JSON: <, > and & as they are.
+func marshal(v any) ([]byte, error) {
+	if raw, ok := v.(json.RawMessage); ok {
+		return raw, nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// writeError answers an error in OpenSearch's envelope; filter_path does
+// not apply to errors, pretty does.
+func writeError(w http.ResponseWriter, r *http.Request, e *mlerr.Error) {
+	writeBody(w, r, e.Status, jsonOptions(r).RenderError(e.Envelope()))
+}
+
+// writeBody is the one place ML answers are written: compressed when the
+// client accepts it, as OpenSearch's http.compression (on by default).
+func writeBody(w http.ResponseWriter, r *http.Request, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(e.Status)
-	_, _ = w.Write(body)
+	_ = httpcodec.Write(w, r, status, body)
+}
+
+// jsonOptions are the request's filter_path and pretty; values wrap has
+// refused already render as OpenSearch renders that refusal (plain).
+func jsonOptions(r *http.Request) jsonout.Options {
+	o, _ := jsonout.FromQuery(r.URL.Query())
+	return o
+}
+
+// decodeEncoding undoes the request's Content-Encoding (gzip, deflate), at
+// most limit decoded bytes; an encoding it cannot decode is a 400.
+func decodeEncoding(w http.ResponseWriter, r *http.Request, limit int64) error {
+	var unsupported *httpcodec.UnsupportedEncodingError
+	if err := httpcodec.DecodeBody(w, r, limit); errors.As(err, &unsupported) {
+		return mlerr.IllegalArgument("%s", err)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 // notFoundAs turns the store's ErrNotFound into the resource's own answer.
@@ -180,8 +220,12 @@ func modelGroupNotFound(id string) error {
 func readBody(r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(r.Body)
 	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
+	var corrupt *httpcodec.DecodeError
+	switch {
+	case errors.As(err, &tooBig):
 		return nil, mlerr.ContentTooLong(tooBig.Limit)
+	case errors.As(err, &corrupt):
+		return nil, mlerr.Parse("%s", corrupt)
 	}
 	return b, err
 }
@@ -279,11 +323,9 @@ func writeMethodNotAllowed(w http.ResponseWriter, r *http.Request, allowed []str
 	})
 }
 
-func writeRaw(w http.ResponseWriter, r *http.Request, status int, v any) {
-	if r.Method == http.MethodHead {
-		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-		w.WriteHeader(status)
-		return
-	}
-	writeJSON(w, status, v)
+// writeRaw answers the router's own errors (no handler, wrong method):
+// plain objects, rendered as errors.
+func writeRaw(w http.ResponseWriter, r *http.Request, status int, v map[string]any) {
+	b, _ := marshal(v) // strings and numbers: cannot fail
+	writeBody(w, r, status, jsonOptions(r).RenderError(b))
 }
