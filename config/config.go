@@ -73,7 +73,10 @@ type Config struct {
 	// TrustedEndpoints are the regexes an outbound URL must match as a
 	// whole (each anchored here, as Java's String.matches does); by default
 	// ML Commons 2.19's list.
-	TrustedEndpoints      []*regexp.Regexp
+	TrustedEndpoints []*regexp.Regexp
+	// TrustedEndpointExprs are the same regexes as given, for where the
+	// setting is shown.
+	TrustedEndpointExprs  []string
 	AllowPrivateEndpoints bool
 	MaxRequestBodyBytes   int64
 	// MaxInflightMLBodyBytes bounds the bytes of all ML request bodies being
@@ -108,12 +111,21 @@ type Config struct {
 	// BatchStatusRules map a provider's job status to a task state, tried
 	// in order (case-insensitive regexes).
 	BatchStatusRules []StatusRule
+
+	// MLSettings is "cluster" (ML Commons settings stored through PUT
+	// _cluster/settings override the flags above) or "locked" (only the
+	// flags count); MLSettingsRefresh is how often every replica re-reads
+	// the stored ones.
+	MLSettings        string
+	MLSettingsRefresh time.Duration
 }
 
 // StatusRule is one batch status regex and the task state it means.
 type StatusRule struct {
 	State string
 	Regex *regexp.Regexp
+	// Expr is the regex as given (Regex adds case-insensitivity).
+	Expr string
 }
 
 // DefaultTrustedEndpoints is ML Commons 2.19's default value of
@@ -182,6 +194,9 @@ type raw struct {
 	batchPollRate                                                              float64
 	batchStatusFields                                                          stringList
 	regexCancelling, regexCancelled, regexCompleted, regexExpired, regexFailed string
+
+	mlSettings        string
+	mlSettingsRefresh time.Duration
 }
 
 // stringList is a repeatable flag; the first value given replaces the
@@ -255,6 +270,9 @@ func (r *raw) flagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&r.regexCompleted, "batch-status-regex-completed", `(complete|completed|partiallyCompleted)`, "status regex meaning COMPLETED")
 	fs.StringVar(&r.regexExpired, "batch-status-regex-expired", `(expired|timeout)`, "status regex meaning EXPIRED")
 	fs.StringVar(&r.regexFailed, "batch-status-regex-failed", `(failed)`, "status regex meaning FAILED (tried last)")
+	fs.StringVar(&r.mlSettings, "ml-settings", "cluster", "cluster: plugins.ml_commons.* settings updated through PUT _cluster/settings override the flags of the same settings; "+
+		"locked: only the flags count, and such updates are refused")
+	fs.DurationVar(&r.mlSettingsRefresh, "ml-settings-refresh", 5*time.Second, "how often each replica re-reads the ML Commons settings stored through PUT _cluster/settings")
 	return fs
 }
 
@@ -419,6 +437,9 @@ func (r *raw) complete() (*Config, error) {
 		BatchPollRate:              r.batchPollRate,
 		BatchLeaseTTL:              r.batchLeaseTTL,
 		BatchStatusFields:          r.batchStatusFields.values,
+		TrustedEndpointExprs:       r.trustedEndpoints.values,
+		MLSettings:                 r.mlSettings,
+		MLSettingsRefresh:          r.mlSettingsRefresh,
 	}
 	var errs []error
 	fail := func(key, format string, a ...any) {
@@ -543,7 +564,13 @@ func (r *raw) complete() (*Config, error) {
 			fail("batch-status-regex-"+rule.state, "%q does not compile: %v", rule.expr, err)
 			continue
 		}
-		c.BatchStatusRules = append(c.BatchStatusRules, StatusRule{State: strings.ToUpper(rule.state), Regex: re})
+		c.BatchStatusRules = append(c.BatchStatusRules, StatusRule{State: strings.ToUpper(rule.state), Regex: re, Expr: rule.expr})
+	}
+	if r.mlSettings != "cluster" && r.mlSettings != "locked" {
+		fail("ml-settings", "must be cluster or locked, got %q", r.mlSettings)
+	}
+	if r.mlSettingsRefresh < 100*time.Millisecond {
+		fail("ml-settings-refresh", "must be at least 100ms, got %s", r.mlSettingsRefresh)
 	}
 	if r.authentication != "cluster" && r.authentication != "none" {
 		fail("authentication", "must be cluster or none, got %q", r.authentication)

@@ -217,3 +217,32 @@ func FuzzLoadFile(f *testing.F) {
 		}
 	})
 }
+
+func TestLoadMLSettings(t *testing.T) {
+	c, err := Load(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MLSettings != "cluster" || c.MLSettingsRefresh != 5*time.Second {
+		t.Errorf("defaults: %q %s, want cluster 5s", c.MLSettings, c.MLSettingsRefresh)
+	}
+	if got := c.TrustedEndpointExprs; len(got) != len(DefaultTrustedEndpoints()) || got[0] != DefaultTrustedEndpoints()[0] {
+		t.Errorf("trusted endpoint expressions %q, want the defaults as given", got)
+	}
+	if r := c.BatchStatusRules[0]; r.Expr != `(stopping|cancelling)` {
+		t.Errorf("first status rule %+v, want the cancelling regex as given", r)
+	}
+	c, err = Load([]string{"--ml-settings", "locked", "--ml-settings-refresh", "1s"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MLSettings != "locked" || c.MLSettingsRefresh != time.Second {
+		t.Errorf("set: %q %s", c.MLSettings, c.MLSettingsRefresh)
+	}
+	_, err = Load([]string{"--ml-settings", "open", "--ml-settings-refresh", "1ms"}, env(nil), io.Discard)
+	for _, want := range []string{"ml-settings: must be cluster or locked", "ml-settings-refresh: must be at least 100ms"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want it to say %q", err, want)
+		}
+	}
+}

@@ -112,6 +112,7 @@ func fullModel() *Model {
 		ModelState:              ModelPartiallyDeployed,
 		IsHidden:                true,
 		IsEnabled:               ptr(false),
+		IsControllerEnabled:     ptr(true),
 		ConnectorID:             NewID(),
 		Connector:               fullConnector(),
 		RateLimiter:             json.RawMessage(`{"limit":"4","unit":"MINUTES"}`),
@@ -200,8 +201,24 @@ func TestRoundTrip(t *testing.T) {
 	t.Run("minimal task", func(t *testing.T) {
 		roundTrip(t, s.Tasks(), &Task{TaskType: TaskRegisterModel, State: TaskCompleted})
 	})
+	t.Run("controller", func(t *testing.T) {
+		// User names of any shape are keys, dots and all.
+		roundTrip(t, s.Controllers(), &Controller{UserRateLimiter: map[string]RateLimiter{
+			"alice": {Limit: "4", Unit: "MINUTES"}, "bob.smith@example.com": {Limit: "0.5"}, "CN=x,O=y": {Unit: "DAYS"},
+		}})
+	})
+	t.Run("empty controller", func(t *testing.T) {
+		roundTrip(t, s.Controllers(), &Controller{UserRateLimiter: map[string]RateLimiter{}})
+	})
 	t.Run("master key", func(t *testing.T) {
 		roundTrip(t, s.MasterKeys(), &MasterKey{MasterKey: "c2VjcmV0", KeyID: "k1", CreateTime: 1700000000000})
+	})
+	t.Run("ml settings", func(t *testing.T) {
+		roundTrip(t, s.MLSettings(), &MLSettings{
+			Persistent: map[string]json.RawMessage{"plugins.ml_commons.trusted_connector_endpoints_regex": json.RawMessage(`["^https://a\\.example/.*$"]`)},
+			Transient:  map[string]json.RawMessage{"plugins.ml_commons.connector.private_ip_enabled": json.RawMessage(`"true"`)},
+			UpdateTime: 1700000000000,
+		})
 	})
 }
 

@@ -9,7 +9,7 @@ import (
 
 // schemaVersion is written into every mapping's _meta; raise it with any
 // mapping change.
-const schemaVersion = 3
+const schemaVersion = 5
 
 func text() map[string]any {
 	return map[string]any{"type": "text", "fields": map[string]any{"keyword": map[string]any{"type": "keyword", "ignore_above": 256}}}
@@ -52,6 +52,7 @@ func mappings(c Collection) map[string]any {
 		props = map[string]any{
 			"name": text(), "model_group_id": keyword(), "algorithm": keyword(), "model_version": keyword(),
 			"description": text(), "model_state": keyword(), "is_hidden": boolean(), "is_enabled": boolean(),
+			"is_controller_enabled": boolean(),
 			// Dashboards queries connector_id.keyword (ML Commons leaves the field
 			// to dynamic mapping, which makes it text + keyword).
 			"connector_id": text(),
@@ -62,6 +63,7 @@ func mappings(c Collection) map[string]any {
 			"planning_worker_nodes": keyword(), "deploy_to_all_nodes": boolean(),
 			"owner": owner(), "created_time": date(), "last_updated_time": date(),
 			"last_registered_time": date(), "last_deployed_time": date(), "last_undeployed_time": date(),
+			"auto_redeploy_retry_times": integer(), "model_id": keyword(),
 		}
 	case ModelGroups:
 		props = map[string]any{
@@ -84,10 +86,17 @@ func mappings(c Collection) map[string]any {
 				"poll_failures": integer(), "model_group_id": keyword(), "submission": opaque(),
 			}},
 		}
+	case Controllers:
+		// User names are keys and may hold dots or anything else; nothing
+		// searches them, so they stay in _source only.
+		props = map[string]any{"user_rate_limiter": opaque()}
 	case Config:
 		props = map[string]any{
 			"master_key": map[string]any{"type": "keyword", "index": false, "doc_values": false},
 			"key_id":     keyword(), "create_time": date(),
+			// The ML Commons cluster settings (MLSettings): setting names
+			// hold dots, so they stay in _source only.
+			"persistent": opaque(), "transient": opaque(), "update_time": date(),
 		}
 	}
 	return map[string]any{"dynamic": "strict", "_meta": map[string]any{"schema_version": schemaVersion}, "properties": props}

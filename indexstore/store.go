@@ -31,10 +31,13 @@ const (
 	ModelGroups Collection = "model-groups"
 	Tasks       Collection = "tasks"
 	Config      Collection = "config"
+	Controllers Collection = "controllers"
 )
 
 // collections lists every index the sidecar owns.
-func collections() []Collection { return []Collection{Connectors, Models, ModelGroups, Tasks, Config} }
+func collections() []Collection {
+	return []Collection{Connectors, Models, ModelGroups, Tasks, Config, Controllers}
+}
 
 var (
 	// ErrNotFound means the document (or its index) does not exist.
@@ -127,8 +130,16 @@ func (s *Store) ModelGroups() Repo[ModelGroup] { return newDocs[ModelGroup](s, M
 // Tasks is typed access to the tasks index.
 func (s *Store) Tasks() Repo[Task] { return newDocs[Task](s, Tasks) }
 
+// Controllers is typed access to the model controllers index: a model's
+// controller has the model's id.
+func (s *Store) Controllers() Repo[Controller] { return newDocs[Controller](s, Controllers) }
+
 // MasterKeys is typed access to the key documents of the config index.
 func (s *Store) MasterKeys() Repo[MasterKey] { return newDocs[MasterKey](s, Config) }
+
+// MLSettings is typed access to the ML Commons settings document of the
+// config index.
+func (s *Store) MLSettings() Repo[MLSettings] { return newDocs[MLSettings](s, Config) }
 
 // Search runs a caller's search body against a collection and returns
 // OpenSearch's raw answer. params are the caller's query parameters. Only

@@ -85,6 +85,7 @@ type Model struct {
 	ModelState              string          `json:"model_state"`
 	IsHidden                bool            `json:"is_hidden"`
 	IsEnabled               *bool           `json:"is_enabled,omitempty"`
+	IsControllerEnabled     *bool           `json:"is_controller_enabled,omitempty"` // has a Controller: true once created, false once deleted
 	ConnectorID             string          `json:"connector_id,omitempty"`
 	Connector               *Connector      `json:"connector,omitempty"`
 	RateLimiter             json.RawMessage `json:"rate_limiter,omitempty"`
@@ -98,9 +99,16 @@ type Model struct {
 	Owner                   *Owner          `json:"owner,omitempty"`
 	CreatedTime             int64           `json:"created_time,omitempty"`
 	LastUpdatedTime         int64           `json:"last_updated_time,omitempty"`
-	LastRegisteredTime      int64           `json:"last_registered_time,omitempty"`
-	LastDeployedTime        int64           `json:"last_deployed_time,omitempty"`
-	LastUndeployedTime      int64           `json:"last_undeployed_time,omitempty"`
+	// LastRegisteredTime and LastUndeployedTime are read from documents
+	// older sidecars wrote; ML Commons 2.19 writes neither for remote models.
+	LastRegisteredTime int64 `json:"last_registered_time,omitempty"`
+	LastDeployedTime   int64 `json:"last_deployed_time,omitempty"`
+	LastUndeployedTime int64 `json:"last_undeployed_time,omitempty"`
+	// AutoRedeployRetryTimes is 0 from the first deploy on, as 2.19 writes it.
+	AutoRedeployRetryTimes *int `json:"auto_redeploy_retry_times,omitempty"`
+	// ModelID is written by the first update, as 2.19's update writes its
+	// input (which holds the id) into the document.
+	ModelID string `json:"model_id,omitempty"`
 }
 
 // Model states (ML Commons MLModelState) and the one algorithm stored.
@@ -118,6 +126,21 @@ const (
 // its connector may not change.
 func IsDeployedState(s string) bool {
 	return s == ModelDeployed || s == ModelDeploying || s == ModelPartiallyDeployed
+}
+
+// Controller is the stored model controller (ML Commons MLController) of
+// the model whose id it has: per-user rate limiters of that model's
+// predictions, by user name.
+type Controller struct {
+	UserRateLimiter map[string]RateLimiter `json:"user_rate_limiter"`
+}
+
+// RateLimiter is a rate limit as ML Commons' MLRateLimiter keeps it: limit
+// requests per unit (a java.util.concurrent.TimeUnit name). Either may be
+// missing; a limiter without both limits nothing.
+type RateLimiter struct {
+	Limit string `json:"limit,omitempty"`
+	Unit  string `json:"unit,omitempty"`
 }
 
 // ModelGroup is the stored model group document.

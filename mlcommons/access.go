@@ -56,10 +56,11 @@ func (in *accessInput) mode() (string, error) {
 	return "", mlerr.IllegalArgument("Wrong access value: %s", *in.AccessMode)
 }
 
-// aclCaller returns the caller when access control (enabled: the flag of
-// its kind) applies to them.
-func aclCaller(ctx context.Context, enabled bool) (auth.User, bool) {
-	if !enabled {
+// aclCaller returns the caller when access control applies to them;
+// enabled reports whether access control of its kind is on now (a cluster
+// setting that may change at any time).
+func aclCaller(ctx context.Context, enabled func() bool) (auth.User, bool) {
+	if !enabled() {
 		return auth.User{}, false
 	}
 	u, ok := auth.UserFrom(ctx)

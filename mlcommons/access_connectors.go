@@ -5,7 +5,6 @@ import (
 	"slices"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
-	"github.com/mlsidecar/mlsidecar/mlcommons/connector"
 	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 )
 
@@ -58,10 +57,10 @@ func (a *API) connectorPermitted(ctx context.Context, c *indexstore.Connector) b
 
 // checkConnectorID refuses a connector id the caller may not use with
 // denied; a missing one answers its not-found.
-func (a *API) checkConnectorID(ctx context.Context, id string, denied error) error {
+func (a *API) checkConnectorID(ctx context.Context, id string, denied, notFound error) error {
 	c, _, err := a.store.Connectors().Get(ctx, id)
 	if err != nil {
-		return notFoundAs(err, connector.NotFound(id))
+		return notFoundAs(err, notFound)
 	}
 	if !a.connectorPermitted(ctx, c) {
 		return denied

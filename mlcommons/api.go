@@ -33,6 +33,7 @@ type Store interface {
 	batch.Store
 	ModelGroups() indexstore.Repo[indexstore.ModelGroup]
 	MasterKeys() indexstore.Repo[indexstore.MasterKey]
+	Controllers() indexstore.Repo[indexstore.Controller]
 	ModelsUsingConnector(ctx context.Context, id string, deployedOnly bool) ([]string, error)
 	ModelsInGroup(ctx context.Context, groupID string) ([]string, error)
 	ModelGroupsNamed(ctx context.Context, name string) ([]string, error)
@@ -74,7 +75,8 @@ type Options struct {
 	StoredKeyAllowed bool
 
 	// ModelAccessControl and ConnectorAccessControl are ML Commons'
-	// model_access_control_enabled and connector_access_control_enabled.
+	// model_access_control_enabled and connector_access_control_enabled as
+	// the API starts; ApplySettings changes them.
 	ModelAccessControl, ConnectorAccessControl bool
 
 	Batch      batch.Settings
@@ -90,8 +92,9 @@ type API struct {
 	// storedKeyAllowed: see Options.StoredKeyAllowed.
 	storedKeyAllowed bool
 
-	// modelAccessControl, connectorAccessControl: see Options.
-	modelAccessControl, connectorAccessControl bool
+	// live are the cluster settings in force the API reads itself
+	// (livesettings.go).
+	live atomic.Pointer[liveSettings]
 
 	connectors *connector.Service
 	batch      *batch.Service
@@ -105,7 +108,9 @@ type API struct {
 	bodyReadTimeout time.Duration
 	log             *slog.Logger
 	now             func() time.Time
-	limiters        modelLimiters
+	// limiters hold the token buckets of models' rate_limiter and of their
+	// controllers' users (ratelimit.go).
+	limiters rateLimiters
 	// requests and failures count this replica's predictions (_predict and
 	// _batch_predict), as ML Commons' ml_request_count and ml_failure_count.
 	requests, failures atomic.Int64
@@ -120,8 +125,9 @@ type API struct {
 // succeeded.
 func New(o Options) *API {
 	a := &API{bodyReadTimeout: o.BodyReadTimeout, store: o.Store, authz: o.Authorizer, storedKeyAllowed: o.StoredKeyAllowed,
-		modelAccessControl: o.ModelAccessControl, connectorAccessControl: o.ConnectorAccessControl, remote: o.Remote, nodeID: o.NodeID, maxBody: o.MaxBodyBytes, log: o.Logger, now: o.Now,
+		remote: o.Remote, nodeID: o.NodeID, maxBody: o.MaxBodyBytes, log: o.Logger, now: o.Now,
 		mlstats: newMLStats()}
+	a.live.Store(&liveSettings{modelACL: o.ModelAccessControl, connectorACL: o.ConnectorAccessControl, remoteInference: true, controllers: true})
 	if o.MaxInflightBodyBytes > 0 {
 		a.inflight = semaphore.NewWeighted(max(o.MaxInflightBodyBytes, o.MaxBodyBytes))
 	}
@@ -133,7 +139,7 @@ func New(o Options) *API {
 		o.Registerer.MustRegister(a.inflightBytes)
 	}
 	a.connectors = connector.New(connector.Options{Store: o.Store, Keys: a.keyring, Guard: o.Guard, Deploy: a.autoDeploy})
-	a.batch = batch.New(batch.Options{Store: o.Store, Binder: a.connectors, Remote: o.Remote, Settings: o.Batch,
+	a.batch = batch.New(batch.Options{Store: o.Store, Binder: throttledBinder{a.connectors, a}, Remote: o.Remote, Settings: o.Batch,
 		NodeID: o.NodeID, Logger: o.Logger, Registerer: o.Registerer, Now: o.Now})
 	return a
 }

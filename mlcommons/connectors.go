@@ -11,21 +11,22 @@ import (
 	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 )
 
-// parseConnectorInput decodes a connector body. In update mode an empty
-// body has its own message.
-func parseConnectorInput(r *http.Request, update bool) (*connector.Input, error) {
+// parseConnectorInput decodes a connector body; an empty one answers
+// empty, ML Commons' text for its route.
+func parseConnectorInput(r *http.Request, empty error) (*connector.Input, error) {
 	var in connector.Input
-	if err := decodeBody(r, &in, true); err != nil {
-		if update && errors.Is(err, errEmptyBody) {
-			return nil, mlerr.Parse("Failed to update connector: Request body is empty")
-		}
+	if err := decodeBody(r, &in, empty); err != nil {
 		return nil, err
 	}
 	return &in, nil
 }
 
 func (a *API) createConnector(r *http.Request) (any, error) {
-	in, err := parseConnectorInput(r, false)
+	if err := a.remoteInference(); err != nil {
+		return nil, err
+	}
+	// ML Commons answers 500 (an IOException); see COMPATIBILITY.md.
+	in, err := parseConnectorInput(r, mlerr.Parse("Create Connector request has empty body"))
 	if err != nil {
 		return nil, err
 	}
@@ -72,13 +73,16 @@ func (a *API) getConnector(r *http.Request) (any, error) {
 }
 
 func (a *API) updateConnector(r *http.Request) (any, error) {
+	if err := a.remoteInference(); err != nil {
+		return nil, err
+	}
 	id := pathVar(r, "id")
-	in, err := parseConnectorInput(r, true)
+	in, err := parseConnectorInput(r, mlerr.Parse("Failed to update connector: Request body is empty"))
 	if err != nil {
 		return nil, err
 	}
 	if _, checked := a.connectorACL(r.Context()); checked {
-		err := a.checkConnectorID(r.Context(), id, mlerr.IllegalArgument("You don't have permission to update the connector, connector id: %s", id))
+		err := a.checkConnectorID(r.Context(), id, mlerr.IllegalArgument("You don't have permission to update the connector, connector id: %s", id), connector.NotFound(id))
 		if err != nil {
 			return nil, err
 		}

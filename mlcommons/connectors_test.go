@@ -95,9 +95,9 @@ func TestCreateConnectorValidation(t *testing.T) {
 		errType string
 		reason  string
 	}{
-		{name: "empty body", body: " ", status: 400, errType: "parse_exception", reason: "Request body is empty"},
-		{name: "not an object", body: `[1]`, status: 400, errType: "parse_exception",
-			reason: "Failed to parse request body: expected a JSON object, got a JSON array"},
+		{name: "empty body", body: " ", status: 400, errType: "parse_exception", reason: "Create Connector request has empty body"},
+		{name: "not an object", body: `[1]`, status: 400, errType: "parsing_exception",
+			reason: "Failed to parse object: expecting token of type [START_OBJECT] but found [START_ARRAY]"},
 		{name: "name of the wrong type", body: `{"name":1}`, status: 400, errType: "parse_exception",
 			reason: "Failed to parse request body: field [name] cannot take a JSON number"},
 		{name: "trailing data", body: `{} {}`, status: 400, errType: "parse_exception",

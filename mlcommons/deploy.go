@@ -8,11 +8,18 @@ import (
 	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 )
 
+// errDeployNotFound is ML Commons' answer to deploying or undeploying an
+// unknown model: no id in it.
+var errDeployNotFound = mlerr.Status(http.StatusNotFound, "Failed to find model")
+
 func (a *API) deployModel(r *http.Request) (any, error) {
+	if err := a.remoteInference(); err != nil {
+		return nil, err
+	}
 	var body struct {
 		NodeIDs []string `json:"node_ids"`
 	}
-	if err := decodeBody(r, &body, false); err != nil {
+	if err := decodeBody(r, &body, nil); err != nil {
 		return nil, err
 	}
 	if len(body.NodeIDs) > 0 {
@@ -41,7 +48,7 @@ func (a *API) autoDeploy(ctx context.Context, id string) error {
 func (a *API) deploy(ctx context.Context, id string) (string, error) {
 	m, _, err := a.store.Models().Get(ctx, id)
 	if err != nil {
-		return "", notFoundAs(err, modelNotFound(id))
+		return "", notFoundAs(err, errDeployNotFound)
 	}
 	now := a.nowMillis()
 	task := indexstore.Task{
@@ -60,14 +67,14 @@ func (a *API) deploy(ctx context.Context, id string) (string, error) {
 			m.ModelState = indexstore.ModelDeployFailed
 			return nil
 		}
-		one, all := 1, true
-		m.ModelState, m.LastDeployedTime = indexstore.ModelDeployed, now
+		one, all, zero := 1, true, 0
+		m.ModelState, m.LastDeployedTime, m.AutoRedeployRetryTimes = indexstore.ModelDeployed, now, &zero
 		m.PlanningWorkerNodeCount, m.CurrentWorkerNodeCount = &one, &one
 		m.PlanningWorkerNodes, m.DeployToAllNodes = []string{a.nodeID}, &all
 		return nil
 	})
 	if err != nil {
-		return "", notFoundAs(err, modelNotFound(id))
+		return "", notFoundAs(err, errDeployNotFound)
 	}
 	if cause != nil {
 		a.finishTask(ctx, taskRes.ID, indexstore.TaskFailed, id, cause)
@@ -120,7 +127,7 @@ func (a *API) undeployModels(r *http.Request) (any, error) {
 		ModelIDs []string `json:"model_ids"`
 		NodeIDs  []string `json:"node_ids"`
 	}
-	if err := decodeBody(r, &body, false); err != nil {
+	if err := decodeBody(r, &body, nil); err != nil {
 		return nil, err
 	}
 	if len(body.ModelIDs) == 0 {
@@ -141,12 +148,12 @@ func (a *API) undeploy(ctx context.Context, ids []string) (any, error) {
 			wasDeployed = indexstore.IsDeployedState(m.ModelState)
 			zero := 0
 			now := a.nowMillis()
-			m.ModelState, m.LastUndeployedTime, m.LastUpdatedTime = indexstore.ModelUndeployed, now, now
+			m.ModelState, m.LastUpdatedTime = indexstore.ModelUndeployed, now
 			m.PlanningWorkerNodeCount, m.CurrentWorkerNodeCount, m.PlanningWorkerNodes = &zero, &zero, nil
 			return nil
 		})
 		if err != nil {
-			return nil, notFoundAs(err, modelNotFound(id))
+			return nil, notFoundAs(err, errDeployNotFound)
 		}
 		if wasDeployed {
 			stats[id] = "undeployed"

@@ -43,6 +43,7 @@ type fakeStore struct {
 	modelGroups *storetest.Repo[indexstore.ModelGroup]
 	tasks       *storetest.Repo[indexstore.Task]
 	masterKeys  *storetest.Repo[indexstore.MasterKey]
+	controllers *storetest.Repo[indexstore.Controller]
 
 	mu       sync.Mutex
 	searches []searchCall
@@ -73,6 +74,7 @@ func (s *fakeStore) reset() {
 	s.models = storetest.NewRepo[indexstore.Model]()
 	s.modelGroups = storetest.NewRepo[indexstore.ModelGroup]()
 	s.tasks = storetest.NewRepo[indexstore.Task]()
+	s.controllers = storetest.NewRepo[indexstore.Controller]()
 	if s.masterKeys == nil {
 		s.masterKeys = storetest.NewRepo[indexstore.MasterKey]()
 	}
@@ -84,6 +86,7 @@ func (s *fakeStore) Models() indexstore.Repo[indexstore.Model]           { retur
 func (s *fakeStore) ModelGroups() indexstore.Repo[indexstore.ModelGroup] { return s.modelGroups }
 func (s *fakeStore) Tasks() indexstore.Repo[indexstore.Task]             { return s.tasks }
 func (s *fakeStore) MasterKeys() indexstore.Repo[indexstore.MasterKey]   { return s.masterKeys }
+func (s *fakeStore) Controllers() indexstore.Repo[indexstore.Controller] { return s.controllers }
 
 // SecurityEnabled: the fake cluster has no security plugin unless a test
 // says so.

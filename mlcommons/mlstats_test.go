@@ -78,3 +78,20 @@ func TestPercentile(t *testing.T) {
 		t.Errorf("p99 of one value = %v, want 5", got)
 	}
 }
+
+// A stat named in the path: cluster stats alone answer without nodes, the
+// model count with the connector count, an unknown name is a 400.
+func TestStatsNamed(t *testing.T) {
+	a := newTestAPI(t)
+	a.createConnector(t, openAIConnector())
+	got := a.mustDo(t, http.MethodGet, "/_plugins/_ml/stats/ml_model_count", ``)
+	if len(got) != 2 || got["ml_model_count"] != float64(0) || got["ml_connector_count"] != float64(1) {
+		t.Errorf("stats/ml_model_count = %v, want ml_model_count and ml_connector_count only", got)
+	}
+	got = a.mustDo(t, http.MethodGet, "/_plugins/_ml/stats/ML_REQUEST_COUNT,ml_connector_count", ``)
+	node, _ := got["nodes"].(map[string]any)[testNodeID].(map[string]any)
+	if len(got) != 2 || len(node) != 1 || node["ml_request_count"] != float64(0) {
+		t.Errorf("stats/ML_REQUEST_COUNT,ml_connector_count = %v", got)
+	}
+	wantError(t, a.do(t, http.MethodGet, "/_plugins/_ml/stats/nope", ``), 400, "illegal_argument_exception", "Wrong ML cluster level stat")
+}

@@ -3,6 +3,7 @@ package mlcommons
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -34,7 +35,10 @@ func (a *API) registerModel(r *http.Request) (any, error) {
 		return nil, err
 	}
 	var in registerInput
-	if err := decodeBody(r, &in, true); err != nil {
+	if err := decodeBody(r, &in, errBodyRequired); err != nil {
+		return nil, err
+	}
+	if err := a.remoteInference(); err != nil {
 		return nil, err
 	}
 	switch {
@@ -55,7 +59,9 @@ func (a *API) registerModel(r *http.Request) (any, error) {
 	switch {
 	case in.ConnectorID != "":
 		denied := mlerr.IllegalArgument("You don't have permission to use the connector provided, connector id: %s", in.ConnectorID)
-		if err := a.checkConnectorID(ctx, in.ConnectorID, denied); err != nil {
+		// ML Commons' text at register, without a space.
+		notFound := mlerr.Status(http.StatusNotFound, "Failed to find connector:%s", in.ConnectorID)
+		if err := a.checkConnectorID(ctx, in.ConnectorID, denied, notFound); err != nil {
 			return nil, err
 		}
 		m.ConnectorID = in.ConnectorID
@@ -70,8 +76,7 @@ func (a *API) registerModel(r *http.Request) (any, error) {
 		if err := a.connectors.Validate(&c, in.Connector, false); err != nil {
 			return nil, err
 		}
-		now := a.nowMillis()
-		c.CreatedTime, c.LastUpdatedTime = now, now
+		// An inline connector has no timestamps of its own in 2.19.
 		m.Connector = &c
 	default:
 		return nil, mlerr.IllegalArgument("You must provide connector content when creating a remote model without connector id!")
@@ -90,7 +95,7 @@ func (a *API) registerModel(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.CreatedTime, m.LastUpdatedTime, m.LastRegisteredTime = now, now, now
+	m.CreatedTime, m.LastUpdatedTime = now, now
 	modelRes, err := a.store.Models().Insert(ctx, &m, indexstore.WaitForSeen)
 	if err != nil {
 		a.finishTask(ctx, taskRes.ID, indexstore.TaskFailed, "", err)
@@ -186,7 +191,7 @@ type updateModelInput struct {
 func (a *API) updateModel(r *http.Request) (any, error) {
 	id := pathVar(r, "id")
 	var in updateModelInput
-	if err := decodeBody(r, &in, true); err != nil {
+	if err := decodeBody(r, &in, mlerr.Parse("Update model request has empty body")); err != nil {
 		return nil, err
 	}
 	ctx := r.Context()
@@ -203,7 +208,7 @@ func (a *API) updateModel(r *http.Request) (any, error) {
 	}
 	if in.ConnectorID != nil {
 		denied := mlerr.Status(http.StatusForbidden, "You don't have permission to update the connector, connector id: %s", *in.ConnectorID)
-		if err := a.checkConnectorID(ctx, *in.ConnectorID, denied); err != nil {
+		if err := a.checkConnectorID(ctx, *in.ConnectorID, denied, connector.NotFound(*in.ConnectorID)); err != nil {
 			return nil, err
 		}
 	}
@@ -211,7 +216,7 @@ func (a *API) updateModel(r *http.Request) (any, error) {
 		return a.applyModelUpdate(m, id, &in)
 	})
 	if err != nil {
-		return nil, notFoundAs(err, modelNotFound(id))
+		return nil, notFoundAs(err, mlerr.Status(http.StatusNotFound, "Failed to find model to update with the provided model id: %s", id))
 	}
 	return res, nil
 }
@@ -256,15 +261,21 @@ func (a *API) applyModelUpdate(m *indexstore.Model, id string, in *updateModelIn
 		if err := a.connectors.Validate(m.Connector, in.Connector, false); err != nil {
 			return err
 		}
-		m.Connector.LastUpdatedTime = a.nowMillis()
 	}
-	m.LastUpdatedTime = a.nowMillis()
+	// 2.19 writes its update input, which holds the id, into the document.
+	m.ModelID, m.LastUpdatedTime = id, a.nowMillis()
 	return nil
 }
 
 func (a *API) deleteModel(r *http.Request) (any, error) {
 	id := pathVar(r, "id")
 	m, v, err := a.store.Models().Get(r.Context(), id)
+	if errors.Is(err, indexstore.ErrNotFound) {
+		// What a failed delete left behind goes now, as in ML Commons.
+		if err := a.deleteControllerOf(r.Context(), id, false); err != nil {
+			return nil, err
+		}
+	}
 	if err != nil {
 		return nil, notFoundAs(err, mlerr.Status(http.StatusNotFound, "Failed to find model"))
 	}
@@ -274,5 +285,9 @@ func (a *API) deleteModel(r *http.Request) (any, error) {
 	if indexstore.IsDeployedState(m.ModelState) {
 		return nil, mlerr.Status(http.StatusBadRequest, "Model cannot be deleted in deploying or deployed state. Try undeploy model first then delete")
 	}
-	return a.store.Models().Delete(r.Context(), id, v)
+	res, err := a.store.Models().Delete(r.Context(), id, v)
+	if err != nil {
+		return nil, err
+	}
+	return res, a.deleteControllerOf(r.Context(), id, m.IsHidden)
 }

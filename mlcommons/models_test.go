@@ -69,7 +69,7 @@ func TestRegisterModelValidation(t *testing.T) {
 		errType string
 		reason  string
 	}{
-		{name: "empty body", body: "", status: 400, errType: "parse_exception", reason: "Request body is empty"},
+		{name: "empty body", body: "", status: 400, errType: "parse_exception", reason: "request body is required"},
 		{name: "name missing", body: map[string]any{"function_name": "remote", "connector_id": "CONN"},
 			status: 400, errType: "illegal_argument_exception", reason: "model name is null"},
 		{name: "name empty", body: map[string]any{"name": "", "function_name": "remote", "connector_id": "CONN"},
@@ -82,7 +82,7 @@ func TestRegisterModelValidation(t *testing.T) {
 			status: 400, errType: "illegal_argument_exception",
 			reason: "You cannot specify model access control parameters because the Security plugin or model access control is disabled on your cluster."},
 		{name: "connector_id unknown", body: map[string]any{"name": "m", "function_name": "remote", "connector_id": "nope"},
-			status: 404, errType: "status_exception", reason: "Failed to find connector with the provided connector id: nope"},
+			status: 404, errType: "status_exception", reason: "Failed to find connector:nope"},
 		{name: "neither connector", body: map[string]any{"name": "m", "function_name": "remote"},
 			status: 400, errType: "illegal_argument_exception", reason: "You must provide connector content when creating a remote model without connector id!"},
 		{name: "inline connector without predict", body: map[string]any{"name": "m", "function_name": "remote", "connector": inlineExecuteOnly},
@@ -138,7 +138,7 @@ func TestRegisterModel(t *testing.T) {
 	wantModel := indexstore.Model{
 		Name: "embedder", ModelGroupID: groups[0], Algorithm: "REMOTE", ModelVersion: "1", Description: "d",
 		ModelState: "REGISTERED", ConnectorID: conn, RateLimiter: json.RawMessage(`{"limit":"4","unit":"MINUTES"}`),
-		CreatedTime: now, LastUpdatedTime: now, LastRegisteredTime: now,
+		CreatedTime: now, LastUpdatedTime: now,
 	}
 	if diff := cmp.Diff(wantModel, storedModel(t, a, modelID)); diff != "" {
 		t.Errorf("stored model mismatch (-want +got):\n%s", diff)
@@ -364,8 +364,10 @@ func TestDeployUndeploy(t *testing.T) {
 
 func TestDeployErrors(t *testing.T) {
 	a := newTestAPI(t)
-	wantError(t, a.do(t, http.MethodPost, modelsPath+"nope/_deploy", ""), 404, "status_exception",
-		"Failed to find model with the provided model id: nope")
+	// ML Commons 2.19.6 names no id here.
+	for _, p := range []string{"nope/_deploy", "nope/_undeploy", "nope/_load"} {
+		wantError(t, a.do(t, http.MethodPost, modelsPath+p, ""), 404, "status_exception", "Failed to find model")
+	}
 
 	a.store.models.Put("orphan", &indexstore.Model{Name: "o", Algorithm: indexstore.AlgorithmRemote, ModelState: indexstore.ModelRegistered, ConnectorID: "gone"})
 	wantError(t, a.do(t, http.MethodPost, modelsPath+"orphan/_deploy", ""), 404, "status_exception",
@@ -447,7 +449,7 @@ func TestUpdateModel(t *testing.T) {
 		errType string
 		reason  string
 	}{
-		{"empty body", false, "", 400, "parse_exception", "Request body is empty"},
+		{"empty body", false, "", 400, "parse_exception", "Update model request has empty body"},
 		{"connector on a connector_id model", false, `{"connector":{"description":"x"}}`, 400, "illegal_argument_exception",
 			"Cannot update connector settings for this model. The model was created with a connector_id and does not have an inline connector."},
 		{"unknown connector_id", false, `{"connector_id":"nope"}`, 404, "status_exception", "Failed to find connector with the provided connector id: nope"},
@@ -474,7 +476,7 @@ func TestUpdateModel(t *testing.T) {
 	t.Run("unknown model", func(t *testing.T) {
 		a, _, _, _ := setup(t)
 		wantError(t, a.do(t, http.MethodPut, modelsPath+"nope", `{"name":"x"}`), 404, "status_exception",
-			"Failed to find model with the provided model id: nope")
+			"Failed to find model to update with the provided model id: nope")
 	})
 	t.Run("deploying", func(t *testing.T) {
 		a, _, _, _ := setup(t)
@@ -539,6 +541,10 @@ func TestModelGroups(t *testing.T) {
 	}{
 		{"register duplicate name", http.MethodPost, groupsPath + "_register", `{"name":"g1"}`,
 			400, "illegal_argument_exception", "The name you provided is already being used by a model group with ID: " + g1 + "."},
+		{"register empty body", http.MethodPost, groupsPath + "_register", ``,
+			400, "parse_exception", "Model group request has empty body"},
+		{"update empty body", http.MethodPut, groupsPath + g2, ``,
+			400, "parse_exception", "Model group request has empty body"},
 		{"register without name", http.MethodPost, groupsPath + "_register", `{"description":"x"}`,
 			400, "illegal_argument_exception", "model group name is null"},
 		{"register access control", http.MethodPost, groupsPath + "_register", `{"name":"g3","access_mode":"private"}`,

@@ -21,6 +21,7 @@ var pathParamNames = map[string]map[string]string{
 	"tasks":        {"id": "task_id"},
 	"_predict":     {"id": "model_id", "algorithm": "algorithm"},
 	"profile":      {"id": "model_id"},
+	"controllers":  {"id": "model_id"},
 }
 
 // paramCheck refuses the query parameters a route does not read, with

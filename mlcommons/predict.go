@@ -30,9 +30,12 @@ type predictInput struct {
 // /models/{id}/_batch_predict BATCH_PREDICT.
 func (a *API) predictAs(pathAction string) apiFunc {
 	return func(r *http.Request) (any, error) {
+		if err := a.remoteInference(); err != nil {
+			return nil, err
+		}
 		action := pathAction
 		var in predictInput
-		if err := decodeBody(r, &in, true); err != nil {
+		if err := decodeBody(r, &in, errBodyRequired); err != nil {
 			return nil, err
 		}
 		if in.ActionType != nil {
@@ -79,7 +82,7 @@ func (a *API) predict(r *http.Request, in *predictInput) (_ any, inference time.
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := a.limiters.allow(b.ModelID, b.Model.RateLimiter); err != nil {
+	if err := a.throttle(ctx, b.ModelID, b.Model); err != nil {
 		return nil, 0, err
 	}
 	input := process.Input{Parameters: in.Parameters, TextDocs: in.TextDocs, QueryText: in.QueryText}

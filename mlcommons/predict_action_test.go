@@ -75,6 +75,9 @@ func TestPredictBodyActionType(t *testing.T) {
 		t.Errorf("embeddings calls %d, want 2", n)
 	}
 
+	for _, route := range []string{"/_predict", "/_batch_predict"} {
+		wantError(t, a.do(t, http.MethodPost, modelsPath+model+route, ``), 400, "parse_exception", "request body is required")
+	}
 	wantError(t, a.do(t, http.MethodPost, modelsPath+model+"/_predict", `{"action_type":"foo","parameters":{}}`),
 		400, "illegal_argument_exception", "Wrong Action Type of foo")
 	wantError(t, a.do(t, http.MethodPost, modelsPath+model+"/_predict", `{"action_type":"execute","parameters":{}}`),

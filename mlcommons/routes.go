@@ -95,6 +95,11 @@ func (a *API) routes() []routeSpec {
 	route("/models/{id}", "models/update", a.updateModel, put)
 	route("/models/{id}", "models/delete", a.deleteModel, del)
 
+	route("/controllers/{id}", "controllers/create", a.createController, post)
+	route("/controllers/{id}", "controllers/get", a.getController, get, "return_content")
+	route("/controllers/{id}", "controllers/update", a.updateController, put)
+	route("/controllers/{id}", "controllers/delete", a.deleteController, del)
+
 	route("/tasks/_search", "tasks/search", a.search(indexstore.Tasks), getOrPost, searchParams...)
 	route("/tasks/{id}/_cancel", "tasks/cancel", a.cancelBatch, post)
 	route("/tasks/{id}/_cancel_batch", "tasks/cancel", a.cancelBatch, post)

@@ -23,7 +23,7 @@ func TestTrailingSlash(t *testing.T) {
 	} {
 		body := `{"parameters":{}}`
 		if tt.method == http.MethodGet {
-			body = ``
+			body = `{}`
 		}
 		rec := a.do(t, tt.method, tt.path, body)
 		if rec.Code != tt.status {
@@ -115,5 +115,15 @@ func TestUnrecognizedParameters(t *testing.T) {
 		if rec := a.do(t, tt.method, tt.path, ``); rec.Code != tt.status {
 			t.Errorf("%s %s: got %d %s, want %d", tt.method, tt.path, rec.Code, rec.Body, tt.status)
 		}
+	}
+}
+
+// A body that is JSON but not an object: Jackson's ensureExpectedToken.
+func TestBodyNotAnObject(t *testing.T) {
+	a := newTestAPI(t)
+	for body, tok := range map[string]string{`[]`: "START_ARRAY", `"x"`: "VALUE_STRING", ` 12`: "VALUE_NUMBER_INT",
+		`1.5`: "VALUE_NUMBER_FLOAT", `true`: "VALUE_TRUE", `false`: "VALUE_FALSE", `null`: "VALUE_NULL"} {
+		wantError(t, a.do(t, http.MethodPost, connectorsPath+"_create", body), 400, "parsing_exception",
+			"Failed to parse object: expecting token of type [START_OBJECT] but found ["+tok+"]")
 	}
 }

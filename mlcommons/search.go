@@ -21,6 +21,10 @@ func (a *API) search(c indexstore.Collection) apiFunc {
 		if err != nil {
 			return nil, err
 		}
+		if len(bytes.TrimSpace(body)) == 0 && !r.URL.Query().Has("source") {
+			// ML Commons parses contentOrSourceParamParser before anything.
+			return nil, mlerr.Parse("request body or source parameter is required")
+		}
 		params, err := searchdsl.CheckParams(r.URL.Path, r.URL.Query())
 		if err != nil {
 			return nil, err

@@ -140,7 +140,8 @@ func TestModelSearchExcludesHidden(t *testing.T) {
 		wantQuery string
 	}{
 		{
-			name:      "no body",
+			name:      "empty object",
+			body:      `{}`,
 			wantQuery: `{"bool":{"must":[{"match_all":{}}],"must_not":[{"term":{"is_hidden":true}}]}}`,
 		},
 		{
@@ -202,7 +203,7 @@ func TestSearchHidesCredentials(t *testing.T) {
 	tests := []struct {
 		name, method, path, body string
 	}{
-		{"connectors GET", http.MethodGet, connectorsPath + "_search", ""},
+		{"connectors GET", http.MethodGet, connectorsPath + "_search", "{}"},
 		{"connectors POST", http.MethodPost, connectorsPath + "_search", `{"query":{"match_all":{}}}`},
 		{"connectors _source asks for credential", http.MethodPost, connectorsPath + "_search?_source_includes=credential", `{"_source":["credential","name"]}`},
 		{"models", http.MethodPost, modelsPath + "_search", `{}`},
@@ -229,6 +230,15 @@ func TestSearchHidesCredentials(t *testing.T) {
 				t.Errorf("got %d hits, want 1", n)
 			}
 		})
+	}
+}
+
+// As ML Commons' contentOrSourceParamParser: no body and no source is a
+// 400, before the parameters are looked at.
+func TestSearchWithoutBody(t *testing.T) {
+	a := newTestAPI(t)
+	for _, p := range []string{connectorsPath + "_search", modelsPath + "_search?foo=bar", tasksPath + "_search"} {
+		wantError(t, a.do(t, http.MethodGet, p, ""), 400, "parse_exception", "request body or source parameter is required")
 	}
 }
 

@@ -44,9 +44,22 @@ func (a *API) stats(r *http.Request) (any, error) {
 		node["models"] = a.mlstats.actions(true)
 	}
 	if want := pathVar(r, "stat"); want != "" {
+		// As ML Commons: each name is a node or else a cluster stat; the
+		// node section is left out when no node stat is asked for, and the
+		// model count comes with the connector count.
 		keep := map[string]bool{}
+		nodeAsked := false
 		for _, s := range strings.Split(want, ",") {
-			keep[strings.TrimSpace(s)] = true
+			name := strings.ToLower(s)
+			_, isNode := node[name]
+			_, isCluster := cluster[name]
+			if !isNode && !isCluster {
+				return nil, mlerr.IllegalArgument("Wrong ML cluster level stat")
+			}
+			keep[name], nodeAsked = true, nodeAsked || isNode
+		}
+		if keep["ml_model_count"] {
+			keep["ml_connector_count"] = true
 		}
 		for _, m := range []map[string]any{cluster, node} {
 			for k := range m {
@@ -54,6 +67,9 @@ func (a *API) stats(r *http.Request) (any, error) {
 					delete(m, k)
 				}
 			}
+		}
+		if !nodeAsked {
+			node = nil
 		}
 	}
 	if n := pathVar(r, "node"); n != "" && n != "_all" && n != "_local" && !containsItem(n, a.nodeID) {
@@ -63,11 +79,9 @@ func (a *API) stats(r *http.Request) (any, error) {
 	for k, v := range cluster {
 		out[k] = v
 	}
-	nodes := map[string]any{}
 	if node != nil {
-		nodes[a.nodeID] = node
+		out["nodes"] = map[string]any{a.nodeID: node}
 	}
-	out["nodes"] = nodes
 	return out, nil
 }
 

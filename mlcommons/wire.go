@@ -48,6 +48,7 @@ type modelJSON struct {
 	ModelState              string            `json:"model_state"`
 	IsHidden                bool              `json:"is_hidden"`
 	IsEnabled               *bool             `json:"is_enabled,omitempty"`
+	IsControllerEnabled     *bool             `json:"is_controller_enabled,omitempty"`
 	ConnectorID             string            `json:"connector_id,omitempty"`
 	Connector               *connectorJSON    `json:"connector,omitempty"`
 	RateLimiter             json.RawMessage   `json:"rate_limiter,omitempty"`
@@ -61,20 +62,35 @@ type modelJSON struct {
 	Owner                   *indexstore.Owner `json:"owner,omitempty"`
 	CreatedTime             int64             `json:"created_time,omitempty"`
 	LastUpdatedTime         int64             `json:"last_updated_time,omitempty"`
-	LastRegisteredTime      int64             `json:"last_registered_time,omitempty"`
 	LastDeployedTime        int64             `json:"last_deployed_time,omitempty"`
-	LastUndeployedTime      int64             `json:"last_undeployed_time,omitempty"`
+	ModelID                 string            `json:"model_id,omitempty"`
+	AutoRedeployRetryTimes  *int              `json:"auto_redeploy_retry_times,omitempty"`
 }
 
 func modelOut(m *indexstore.Model) *modelJSON {
 	return &modelJSON{Name: m.Name, ModelGroupID: m.ModelGroupID, Algorithm: m.Algorithm, ModelVersion: m.ModelVersion,
 		Description: m.Description, ModelState: m.ModelState, IsHidden: m.IsHidden, IsEnabled: m.IsEnabled,
-		ConnectorID: m.ConnectorID, Connector: connectorOut(m.Connector), RateLimiter: m.RateLimiter,
-		DeploySetting: m.DeploySetting, Interface: m.Interface, Guardrails: m.Guardrails,
+		IsControllerEnabled: m.IsControllerEnabled, ConnectorID: m.ConnectorID, Connector: connectorOut(m.Connector),
+		RateLimiter: m.RateLimiter, DeploySetting: m.DeploySetting, Interface: m.Interface, Guardrails: m.Guardrails,
 		PlanningWorkerNodeCount: m.PlanningWorkerNodeCount, CurrentWorkerNodeCount: m.CurrentWorkerNodeCount,
 		PlanningWorkerNodes: m.PlanningWorkerNodes, DeployToAllNodes: m.DeployToAllNodes, Owner: m.Owner,
-		CreatedTime: m.CreatedTime, LastUpdatedTime: m.LastUpdatedTime, LastRegisteredTime: m.LastRegisteredTime,
-		LastDeployedTime: m.LastDeployedTime, LastUndeployedTime: m.LastUndeployedTime}
+		CreatedTime: m.CreatedTime, LastUpdatedTime: m.LastUpdatedTime, LastDeployedTime: m.LastDeployedTime,
+		ModelID: m.ModelID, AutoRedeployRetryTimes: m.AutoRedeployRetryTimes}
+}
+
+// controllerJSON is a model controller as ML Commons shows it: the model's
+// id and every user's limiter.
+type controllerJSON struct {
+	ModelID         string                            `json:"model_id"`
+	UserRateLimiter map[string]indexstore.RateLimiter `json:"user_rate_limiter"`
+}
+
+func controllerOut(modelID string, c *indexstore.Controller) *controllerJSON {
+	out := &controllerJSON{ModelID: modelID, UserRateLimiter: c.UserRateLimiter}
+	if out.UserRateLimiter == nil {
+		out.UserRateLimiter = map[string]indexstore.RateLimiter{}
+	}
+	return out
 }
 
 // modelGroupJSON is a model group as responses show it (it holds no secret;

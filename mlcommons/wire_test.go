@@ -119,7 +119,7 @@ func TestAnswersHoldNoSecrets(t *testing.T) {
 		{"GET model with an inline connector", http.MethodGet, modelsPath + inline, ""},
 		{"GET batch task", http.MethodGet, tasksPath + taskID, ""},
 		{"search connectors", http.MethodPost, connectorsPath + "_search", `{"_source":["credential","name"]}`},
-		{"search models", http.MethodGet, modelsPath + "_search", ""},
+		{"search models", http.MethodGet, modelsPath + "_search", "{}"},
 		{"search tasks", http.MethodPost, tasksPath + "_search", `{"query":{"term":{"task_type":"BATCH_PREDICTION"}}}`},
 		{"update connector", http.MethodPut, connectorsPath + conn, `{"credential":{"openAI_key":"` + openAIKey + `"}}`},
 	}

@@ -231,17 +231,20 @@ func readBody(r *http.Request) ([]byte, error) {
 }
 
 // decodeBody decodes a JSON object body into v. Unknown fields are
-// tolerated, as in ML Commons; an empty body is an error when required.
-func decodeBody(r *http.Request, v any, required bool) error {
+// tolerated, as in ML Commons; an empty body answers empty, or is no body
+// when empty is nil.
+func decodeBody(r *http.Request, v any, empty error) error {
 	b, err := readBody(r)
 	if err != nil {
 		return err
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
-		if required {
-			return errEmptyBody
-		}
-		return nil
+		return empty
+	}
+	if tok := jacksonToken(b); tok != "" && tok != "START_OBJECT" && json.Valid(b) {
+		// ML Commons' ensureExpectedToken.
+		return mlerr.New(http.StatusBadRequest, "parsing_exception",
+			"Failed to parse object: expecting token of type [START_OBJECT] but found ["+tok+"]")
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -254,8 +257,37 @@ func decodeBody(r *http.Request, v any, required bool) error {
 	return nil
 }
 
-// errEmptyBody is the answer to a required body that is missing.
-var errEmptyBody = mlerr.Parse("Request body is empty")
+// jacksonToken is Jackson's name of the first token of a JSON text.
+func jacksonToken(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return ""
+	}
+	switch c := b[0]; {
+	case c == '{':
+		return "START_OBJECT"
+	case c == '[':
+		return "START_ARRAY"
+	case c == '"':
+		return "VALUE_STRING"
+	case c == '-' || '0' <= c && c <= '9':
+		if bytes.ContainsAny(b, ".eE") {
+			return "VALUE_NUMBER_FLOAT"
+		}
+		return "VALUE_NUMBER_INT"
+	case c == 't':
+		return "VALUE_TRUE"
+	case c == 'f':
+		return "VALUE_FALSE"
+	case c == 'n':
+		return "VALUE_NULL"
+	}
+	return ""
+}
+
+// errBodyRequired is OpenSearch's answer to a missing body a handler
+// parses (RestRequest.requiredContent).
+var errBodyRequired = mlerr.Parse("request body is required")
 
 // pathVar returns a decoded path variable (the router keeps paths encoded).
 func pathVar(r *http.Request, name string) string {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/mlsidecar/mlsidecar/mlcommons/batch"
 	"github.com/mlsidecar/mlsidecar/mlcommons/outbound"
 	"github.com/mlsidecar/mlsidecar/mlcommons/remote"
+	"github.com/mlsidecar/mlsidecar/mlcommons/settings"
 	"github.com/mlsidecar/mlsidecar/proxy"
 )
 
@@ -86,16 +88,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	engine := remote.New(guard, log, reg)
 	authz := auth.NewAuthorizer(auth.AuthorizerOptions{
 		Source: clusterPermissions(store), Refresh: cfg.SecurityConfigRefresh,
 		FullAccessRoles: cfg.MLFullAccessRoles, ReadOnlyRoles: cfg.MLReadOnlyRoles, Logger: log,
 	})
 	ml := mlcommons.New(mlcommons.Options{
-		Store: store, Guard: guard, Remote: remote.New(guard, log, reg), NodeID: cfg.NodeID,
+		Store: store, Guard: guard, Remote: engine, NodeID: cfg.NodeID,
 		MaxBodyBytes: cfg.MaxRequestBodyBytes, MaxInflightBodyBytes: cfg.MaxInflightMLBodyBytes, BodyReadTimeout: cfg.MLBodyReadTimeout,
 		Authorizer: authz, StoredKeyAllowed: cfg.AllowStoredMasterKey,
 		ModelAccessControl: cfg.ModelAccessControl, ConnectorAccessControl: cfg.ConnectorAccessControl, Batch: batchSettings(cfg), Logger: log, Registerer: reg, Now: time.Now,
 	})
+	mlSettings, err := settings.New(settings.Options{
+		Repo: store.MLSettings(), Mode: cfg.MLSettings, Flags: mlSettingsFlags(cfg), Logger: log, Now: time.Now,
+		Apply: func(e *settings.Effective) {
+			if guard.Update(e.TrustedEndpoints, e.AllowPrivateEndpoints) {
+				engine.Reset() // pooled connections to private addresses
+			}
+			ml.ApplySettings(e)
+		},
+	})
+	if err != nil {
+		return err
+	}
 	// The caller's credentials go to the cluster for the check, so this
 	// client must not present the sidecar's own certificate either.
 	authn := auth.New(auth.Options{
@@ -105,9 +120,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		})},
 		TTL: cfg.AuthCacheTTL, Registerer: reg, Logger: log, Unauthenticated: cfg.Authentication == "none",
 	})
-	handler := newMiddleware(newRouter(ml, authn.Middleware, fwd), log, reg, cfg.MaxRequestHeaderBytes)
+	handler := newMiddleware(newRouter(ml, authn.Middleware, ml.ClusterSettings(mlSettings, fwd), fwd), log, reg, cfg.MaxRequestHeaderBytes)
 
-	ready := newReadiness(reg, ml.Ready)
+	ready := newReadiness(reg, func() bool { return ml.Ready() && mlSettings.Loaded() })
 	checker := &upstreamChecker{
 		client:   newServiceClient(cfg),
 		upstream: cfg.Upstream,
@@ -150,6 +165,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if ml.Bootstrap(bgCtx, cfg.MasterKeys) != nil {
 			return nil // stopped before the cluster was ready
 		}
+		background.Go(func() error { mlSettings.Watch(bgCtx, cfg.MLSettingsRefresh); return nil })
 		checkAuthentication(bgCtx, store, cfg.Authentication, log)
 		// Read the role definitions now, so a sidecar that must fall back to
 		// role names says so at start-up; requests read them again if this
@@ -208,6 +224,20 @@ func batchSettings(cfg *config.Config) batch.Settings {
 		PollInterval: cfg.BatchPollInterval, MaxPollFailures: cfg.BatchMaxPollFailures, MaxTasks: cfg.MaxBatchInferenceTasks,
 		Concurrency: cfg.BatchPollConcurrency, RatePerConnector: cfg.BatchPollRate, LeaseTTL: cfg.BatchLeaseTTL, Status: rules,
 	}
+}
+
+// mlSettingsFlags are the flags of ML Commons settings: their defaults.
+func mlSettingsFlags(cfg *config.Config) settings.Flags {
+	f := settings.Flags{
+		TrustedEndpoints: cfg.TrustedEndpointExprs, AllowPrivateEndpoints: cfg.AllowPrivateEndpoints,
+		MaxBatchInferenceTasks: cfg.MaxBatchInferenceTasks, ModelAccessControl: cfg.ModelAccessControl,
+		ConnectorAccessControl: cfg.ConnectorAccessControl, StatusFields: cfg.BatchStatusFields,
+		StatusRegex: map[string]string{},
+	}
+	for _, r := range cfg.BatchStatusRules {
+		f.StatusRegex[strings.ToLower(r.State)] = r.Expr
+	}
+	return f
 }
 
 // clusterPermissions reads the cluster's role definitions with the service

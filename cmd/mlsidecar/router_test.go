@@ -28,7 +28,7 @@ func TestRouterKeepsMLTrafficFromTheUpstream(t *testing.T) {
 	// No store or keys: real ML routes answer 503 "starting", unknown ones 400.
 	ml := mlcommons.New(mlcommons.Options{Logger: log})
 	noAuth := func(h http.Handler) http.Handler { return h }
-	mw := newMiddleware(newRouter(ml, noAuth, fwd), log, prometheus.NewRegistry(), 0)
+	mw := newMiddleware(newRouter(ml, noAuth, fwd, fwd), log, prometheus.NewRegistry(), 0)
 	srv := httptest.NewServer(mw)
 	t.Cleanup(srv.Close)
 
@@ -167,7 +167,7 @@ func TestOversizeHeaderBlockRefusedBeforeAuthentication(t *testing.T) {
 	}
 	fwd := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { forwarded++ })
 	const limit = 8192
-	mw := newMiddleware(newRouter(mlcommons.New(mlcommons.Options{Logger: log}), authn, fwd), log, prometheus.NewRegistry(), limit)
+	mw := newMiddleware(newRouter(mlcommons.New(mlcommons.Options{Logger: log}), authn, fwd, fwd), log, prometheus.NewRegistry(), limit)
 	srv := httptest.NewServer(mw)
 	t.Cleanup(srv.Close)
 

@@ -9,9 +9,11 @@ usage: node.sh <command>
 commands:
   fetch    build the launcher and resolve the jars (mvn package + dependency:build-classpath
            -> target/cp.txt); skipped when target/cp.txt and target/classes are newer than
-           pom.xml and src/ and every jar is present (OS_REBUILD=1 forces a rebuild)
+           pom.xml and src/ and every jar is present (OS_REBUILD=1 forces a rebuild); with
+           WITH_ML/WITH_KNN also unpacks the plugin zips into $OS_HOME, once per home
   start    start the node in the background (writes $OS_HOME/node.pid, log: $OS_HOME/logs/stdout.log)
-  wait     wait until HTTP is bound and cluster health is yellow (up to OS_WAIT_SECS);
+  wait     wait until HTTP is bound and cluster health is yellow (up to OS_WAIT_SECS); with
+           WITH_ML=1 also until _cat/plugins lists opensearch-ml and _plugins/_ml/stats answers 200;
            prints "ready at http://HOST:PORT" and writes HOST:PORT to $OS_HOME/http.addr
   stop     SIGTERM (+SIGCONT) the node this script started, SIGKILL after 30 s
   run      fetch (if needed), start, wait, then stay in the foreground until SIGINT/SIGTERM, then stop
@@ -29,7 +31,14 @@ environment:
   OS_REBUILD    1 = force "fetch" to rebuild
   MVN_OFFLINE   1 = run Maven with -o
   JAVA_HOME     default: /usr/lib/jvm/java-17-openjdk-amd64 if present
-  WITH_ML=1     also unpack job-scheduler + ml-commons plugin zips into $OS_HOME/plugins (untested hook)
+  WITH_ML=1     genuine ML Commons: job-scheduler + ml-commons plugin zips unpacked into
+                $OS_HOME/plugins; "start" writes only_run_on_ml_node false, memory thresholds 100 and
+                connector.private_ip_enabled true to opensearch.yml, and no trusted endpoints (ML
+                Commons' default list applies; PUT /_cluster/settings can set
+                plugins.ml_commons.trusted_connector_endpoints_regex at run time);
+                default OS_HOME <this dir>/target/os-home-ml
+  OS_ML_TRUSTED_REGEX  with WITH_ML=1: a JSON array of regexes written as
+                plugins.ml_commons.trusted_connector_endpoints_regex, e.g. '["^http://127\\.0\\.0\\.1:9999/.*$"]'
   WITH_KNN=1    also unpack the k-NN zip, painless becomes a module bundle (untested hook)
   WITH_SECURITY=1  security plugin: HTTP basic auth (plain http), TLS transport; "fetch" unpacks the
                 plugin and, like "start", writes certs + config into $OS_HOME/config (once);
@@ -48,6 +57,9 @@ export JAVA_HOME
 if [ "${WITH_SECURITY:-0}" = 1 ]; then
   W=${OS_HOME:-$D/target/os-home-security}
   AUTH=${OS_AUTH:-admin:admin-E2e-pass1}
+elif [ "${WITH_ML:-0}" = 1 ]; then
+  W=${OS_HOME:-$D/target/os-home-ml}   # a plain home must not load the plugins by accident
+  AUTH=${OS_AUTH:-}
 else
   W=${OS_HOME:-$D/target/os-home}
   AUTH=${OS_AUTH:-}
@@ -70,10 +82,16 @@ mvn_() { "${MVN[@]}" "$@" 2>&1 | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^$/d' >&2; }
 
 # --- fetch -----------------------------------------------------------------------------------
 
-build_is_fresh() {
+# The launcher and target/cp.txt (shared by every home). WITH_KNN=1 builds a class path without
+# painless (it becomes a module bundle), so a build is fresh only for the same choice.
+base_is_fresh() {
   [ "${OS_REBUILD:-0}" = 1 ] && return 1
-  [ "${WITH_ML:-0}" = 1 ] || [ "${WITH_KNN:-0}" = 1 ] && return 1
   [ -s "$CP_FILE" ] && [ -f "$D/target/classes/e2e/TestNode.class" ] || return 1
+  if [ "${WITH_KNN:-0}" = 1 ]; then
+    ! grep -q '/lang-painless-[0-9]' "$CP_FILE" || return 1
+  else
+    grep -q '/lang-painless-[0-9]' "$CP_FILE" || return 1
+  fi
   [ -z "$(find "$D/pom.xml" "$D/src" -newer "$CP_FILE" -print -quit)" ] || return 1
   [ -z "$(find "$D/src" -newer "$D/target/classes/e2e/TestNode.class" -print -quit)" ] || return 1
   local j; local IFS=:
@@ -81,8 +99,26 @@ build_is_fresh() {
   return 0
 }
 
+# A bundle directory with its descriptor and jars (an interrupted unpack leaves less).
+bundle_ok() { [ -f "$1/plugin-descriptor.properties" ] && [ -n "$(find "$1" -name '*.jar' -print -quit)" ]; }
+ml_present()  { bundle_ok "$W/plugins/opensearch-job-scheduler" && bundle_ok "$W/plugins/opensearch-ml"; }
+knn_present() { bundle_ok "$W/plugins/opensearch-knn" && bundle_ok "$W/modules/lang-painless"; }
+
+build_is_fresh() {
+  base_is_fresh || return 1
+  if [ "${WITH_ML:-0}" = 1 ]; then ml_present || return 1; fi
+  if [ "${WITH_KNN:-0}" = 1 ]; then knn_present || return 1; fi
+  return 0
+}
+
 fetch() {
-  if build_is_fresh; then log "build is up to date ($CP_FILE)"; else build; fi
+  if build_is_fresh; then
+    log "build is up to date ($CP_FILE)"
+  else
+    if base_is_fresh; then log "launcher is up to date ($CP_FILE)"; else build; fi
+    if [ "${WITH_ML:-0}" = 1 ] && { [ "${OS_REBUILD:-0}" = 1 ] || ! ml_present; }; then ml_fetch; fi
+    if [ "${WITH_KNN:-0}" = 1 ] && { [ "${OS_REBUILD:-0}" = 1 ] || ! knn_present; }; then knn_fetch; fi
+  fi
   if [ "${WITH_SECURITY:-0}" = 1 ]; then security_fetch; fi
 }
 
@@ -93,9 +129,25 @@ build() {
   mvn_ package dependency:build-classpath \
     -Dmdep.outputFile="$CP_FILE" -Dmdep.includeScope=runtime "${excl[@]}"
   touch "$CP_FILE"          # build-classpath leaves an unchanged file untouched
-  if [ "${WITH_ML:-0}" = 1 ]; then mvn_ dependency:unpack@ml-plugins -Dnode.home="$W"; fi
-  if [ "${WITH_KNN:-0}" = 1 ]; then mvn_ dependency:unpack@knn-plugin -Dnode.home="$W"; painless_module; fi
-  if [ -d "$W/plugins" ]; then prune_dupes; fi
+  if [ -d "$W/plugins" ]; then prune_dupes; fi   # the new class path may cover more plugin jars
+}
+
+# Unpacks afresh into this home: its markers would skip an unpack into directories wiped by hand.
+ml_fetch() {
+  log "unpacking job-scheduler and ml-commons into $W/plugins (~360 MB)"
+  rm -rf "$W/plugins/opensearch-job-scheduler" "$W/plugins/opensearch-ml"
+  rm -f "$W"/.mvn-markers/*opensearch-job-scheduler* "$W"/.mvn-markers/*opensearch-ml-plugin*
+  mvn_ dependency:unpack@ml-plugins -Dnode.home="$W"
+  prune_dupes
+}
+
+knn_fetch() {
+  log "unpacking k-NN into $W/plugins, painless into $W/modules"
+  rm -rf "$W/plugins/opensearch-knn" "$W/modules/lang-painless"
+  rm -f "$W"/.mvn-markers/*opensearch-knn*
+  mvn_ dependency:unpack@knn-plugin -Dnode.home="$W"
+  painless_module
+  prune_dupes
 }
 
 painless_module() {         # lang-painless as a bundle (k-NN extends it)
@@ -203,6 +255,31 @@ plugins.security.system_indices.indices: [".plugins-ml-agent", ".plugins-ml-conf
 EOF
 }
 
+# --- WITH_ML=1 --------------------------------------------------------------------------------
+
+# No trusted endpoints unless asked for: trusting every local port would let any connector reach
+# any service on the machine. Tests trust their own double, here or at run time.
+ml_yml() {
+  cat <<'EOF'
+plugins.ml_commons.only_run_on_ml_node: false
+plugins.ml_commons.native_memory_threshold: 100
+plugins.ml_commons.jvm_heap_memory_threshold: 100
+plugins.ml_commons.disk_free_space_threshold: 0
+plugins.ml_commons.connector.private_ip_enabled: true
+EOF
+  if [ -n "${OS_ML_TRUSTED_REGEX:-}" ]; then
+    printf 'plugins.ml_commons.trusted_connector_endpoints_regex: %s\n' "$OS_ML_TRUSTED_REGEX"
+  fi
+}
+
+# Ready once the plugin is listed and its stats answer (its REST handlers are up).
+ml_ready() {
+  local addr=$1
+  curl -fsS --max-time 10 ${AUTH:+-u "$AUTH"} "http://$addr/_cat/plugins?h=component" 2>/dev/null \
+    | grep -qx 'opensearch-ml' || return 1
+  curl -fsS -o /dev/null --max-time 10 ${AUTH:+-u "$AUTH"} "http://$addr/_plugins/_ml/stats" 2>/dev/null
+}
+
 # --- process helpers -------------------------------------------------------------------------
 
 # True if pid is running (a zombie, exited but not yet reaped by its parent, counts as gone).
@@ -237,17 +314,10 @@ start() {
   if [ -f "$LOG" ]; then mv -f "$LOG" "$LOG.prev"; fi
   if [ "${WITH_SECURITY:-0}" = 1 ]; then security_config
   elif [ -d "$W/plugins/$SEC_PLUGIN" ]; then log "note: $W has the security plugin: use WITH_SECURITY=1"; fi
+  if [ "${WITH_ML:-0}" != 1 ] && [ -d "$W/plugins/opensearch-ml" ]; then log "note: $W has ML Commons: use WITH_ML=1"; fi
   if [ "${WITH_ML:-0}" = 1 ] || [ "${WITH_SECURITY:-0}" = 1 ]; then : > "$W/config/opensearch.yml"; fi
   if [ "${WITH_SECURITY:-0}" = 1 ]; then security_yml >> "$W/config/opensearch.yml"; chmod 600 "$W/config/opensearch.yml"; fi
-  if [ "${WITH_ML:-0}" = 1 ]; then cat >> "$W/config/opensearch.yml" <<'EOF'
-plugins.ml_commons.only_run_on_ml_node: false
-plugins.ml_commons.native_memory_threshold: 100
-plugins.ml_commons.jvm_heap_memory_threshold: 100
-plugins.ml_commons.disk_free_space_threshold: 0
-plugins.ml_commons.connector.private_ip_enabled: true
-plugins.ml_commons.trusted_connector_endpoints_regex: ["^http://127\\.0\\.0\\.1:[0-9]+/.*$", "^http://localhost:[0-9]+/.*$"]
-EOF
-  fi
+  if [ "${WITH_ML:-0}" = 1 ]; then ml_yml >> "$W/config/opensearch.yml"; fi
   local jvm=(-Xms"$HEAP" -Xmx"$HEAP" -Xss1m -Dfile.encoding=UTF-8 -Djava.awt.headless=true -Djna.nosys=true
     -XX:-OmitStackTraceInFastThrow -XX:+ShowCodeDetailsInExceptionMessages
     -Dio.netty.noUnsafe=true -Dio.netty.noKeySetOptimization=true -Dio.netty.recycler.maxCapacityPerThread=0
@@ -275,7 +345,8 @@ wait_ready() {
     if [ -s "$W/logs/http.ports" ]; then
       addr=$(head -n1 "$W/logs/http.ports")
       if curl -fsS -o /dev/null --max-time 10 ${AUTH:+-u "$AUTH"} \
-          "http://$addr/_cluster/health?wait_for_status=yellow&timeout=5s" 2>/dev/null; then
+          "http://$addr/_cluster/health?wait_for_status=yellow&timeout=5s" 2>/dev/null \
+          && { [ "${WITH_ML:-0}" != 1 ] || ml_ready "$addr"; }; then
         echo "$addr" > "$W/http.addr"
         echo "ready at http://$addr"
         return 0

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,7 +47,8 @@ type Settings struct {
 	// MaxPollFailures consecutive failed refreshes make a task UNREACHABLE.
 	MaxPollFailures int
 	// MaxTasks bounds the open batch tasks (ML Commons'
-	// max_batch_inference_tasks, counted for real).
+	// max_batch_inference_tasks, counted for real). It and Status are the
+	// Dynamic settings the Service starts with; SetDynamic replaces them.
 	MaxTasks int
 	// Concurrency bounds the refreshes one replica runs at once.
 	Concurrency int
@@ -56,6 +58,19 @@ type Settings struct {
 	// that dies loses its tasks to the others after this.
 	LeaseTTL time.Duration
 	Status   StatusRules
+}
+
+// Dynamic are the batch settings a cluster may change while the sidecar
+// runs (ML Commons' dynamic plugins.ml_commons.* settings).
+type Dynamic struct {
+	// Enabled is offline_batch_inference_enabled: false refuses batch
+	// predictions, and gets and cancels of batch tasks, as ML Commons does.
+	// The worker keeps refreshing tasks already submitted.
+	Enabled bool
+	// MaxTasks is max_batch_inference_tasks (see Settings).
+	MaxTasks int
+	// Status are the remote_job.status_field and status_regex.* rules.
+	Status StatusRules
 }
 
 // Options configure a Service.
@@ -76,18 +91,45 @@ type Service struct {
 	store   Store
 	binder  Binder
 	remote  connector.Doer
-	set     Settings
+	set     running
+	dynamic *atomic.Pointer[Dynamic]
 	nodeID  string
 	log     *slog.Logger
 	now     func() time.Time
 	metrics *metrics
 }
 
+// running is the Settings a Service runs with. Its Status shadows
+// Settings.Status, so every status mapping, wherever it is made, uses the
+// rules in force at that moment.
+type running struct {
+	Settings
+	Status liveRules
+}
+
+// liveRules map with the status rules of the Dynamic settings in force.
+type liveRules struct{ dynamic *atomic.Pointer[Dynamic] }
+
+// State is StatusRules.State with the rules in force.
+func (l liveRules) State(job map[string]any) string { return l.dynamic.Load().Status.State(job) }
+
 // New returns a Service.
 func New(o Options) *Service {
-	return &Service{store: o.Store, binder: o.Binder, remote: o.Remote, set: o.Settings, nodeID: o.NodeID,
+	dynamic := &atomic.Pointer[Dynamic]{}
+	dynamic.Store(&Dynamic{Enabled: true, MaxTasks: o.Settings.MaxTasks, Status: o.Settings.Status})
+	return &Service{store: o.Store, binder: o.Binder, remote: o.Remote,
+		set: running{Settings: o.Settings, Status: liveRules{dynamic}}, dynamic: dynamic, nodeID: o.NodeID,
 		log: o.Logger, now: o.Now, metrics: newMetrics(o.Registerer)}
 }
+
+// SetDynamic replaces the Dynamic settings; calls that start after it
+// returns use the new ones.
+func (s *Service) SetDynamic(d Dynamic) { s.dynamic.Store(&d) }
+
+// errDisabled is ML Commons' answer while offline batch inference is off:
+// an IllegalStateException, which OpenSearch answers with 500.
+var errDisabled = mlerr.IllegalState("Offline Batch Inference is currently disabled. " +
+	"To enable it, update the setting \"plugins.ml_commons.offline_batch_inference_enabled\" to true.")
 
 // callJob makes a batch, status or cancel call and reads its remote_job.
 func (s *Service) callJob(ctx context.Context, c remote.Call, act *indexstore.ConnectorAction) (map[string]any, error) {
@@ -102,15 +144,19 @@ func (s *Service) callJob(ctx context.Context, c remote.Call, act *indexstore.Co
 // tasks index is refreshed to count the newest tasks too.
 const limitMargin = 64
 
-// checkLimit refuses a submission once MaxTasks tasks are open. Recent
-// tasks may not be searchable yet; near the limit the index is refreshed so
-// they count.
+// checkLimit admits a submission: batch inference must be enabled, and it
+// is refused once MaxTasks tasks are open. Recent tasks may not be
+// searchable yet; near the limit the index is refreshed so they count.
 func (s *Service) checkLimit(ctx context.Context) error {
+	d := s.dynamic.Load()
+	if !d.Enabled {
+		return errDisabled
+	}
 	open, err := s.store.CountOpenBatchTasks(ctx)
 	if err != nil {
 		return err
 	}
-	if open+limitMargin >= int64(s.set.MaxTasks) {
+	if open+limitMargin >= int64(d.MaxTasks) {
 		if err := s.store.RefreshTasks(ctx); err != nil {
 			return err
 		}
@@ -118,7 +164,7 @@ func (s *Service) checkLimit(ctx context.Context) error {
 			return err
 		}
 	}
-	if open >= int64(s.set.MaxTasks) {
+	if open >= int64(d.MaxTasks) {
 		return mlerr.Status(http.StatusTooManyRequests,
 			"Exceeded maximum limit for BATCH_PREDICTION tasks. To increase the limit, update the plugins.ml_commons.max_batch_inference_tasks setting.")
 	}
@@ -141,6 +187,9 @@ func (s *Service) load(ctx context.Context, id string) (*indexstore.Task, indexs
 // saying so instead of a failure.
 func (s *Service) Get(ctx context.Context, id string) (*indexstore.Task, error) {
 	t, _, err := s.load(ctx, id)
+	if err == nil && t.TaskType == indexstore.TaskBatchPrediction && !s.dynamic.Load().Enabled {
+		return nil, errDisabled
+	}
 	if err != nil || !t.IsOpenBatch() || t.Batch.Submission != nil {
 		return t, err // a task being submitted has no job to ask about yet
 	}
@@ -278,6 +327,9 @@ func (s *Service) Cancel(ctx context.Context, id string) error {
 	t, _, err := s.load(ctx, id)
 	if err != nil {
 		return err
+	}
+	if t.TaskType == indexstore.TaskBatchPrediction && !s.dynamic.Load().Enabled {
+		return errDisabled
 	}
 	if t.TaskType != indexstore.TaskBatchPrediction || t.Batch == nil {
 		return mlerr.IllegalArgument("The task ID you provided does not have any associated batch job")

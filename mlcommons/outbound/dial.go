@@ -31,7 +31,7 @@ func (g *Guard) DialContext(ctx context.Context, network, addr string) (net.Conn
 		return nil, fmt.Errorf("outbound: dial %s: %w", addr, err)
 	}
 	d := net.Dialer{Timeout: g.dialTimeout, KeepAlive: 30 * time.Second}
-	if !g.allowPrivate {
+	if !g.rules.Load().allowPrivate {
 		d.Control = func(_, address string, _ syscall.RawConn) error {
 			ap, err := netip.ParseAddrPort(address)
 			if err != nil || blocked(ap.Addr()) {

@@ -24,8 +24,10 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
@@ -51,12 +53,18 @@ type Options struct {
 }
 
 // Guard enforces the trusted-endpoint list and the private-address rule. It
-// is safe for concurrent use.
+// is safe for concurrent use; Update changes both rules at run time.
 type Guard struct {
+	rules       atomic.Pointer[rules]
+	dialTimeout time.Duration
+	metrics     *metrics
+}
+
+// rules are the trusted endpoints and the private-address switch, replaced
+// together so no check sees half of an update.
+type rules struct {
 	trusted      []*regexp.Regexp
 	allowPrivate bool
-	dialTimeout  time.Duration
-	metrics      *metrics
 }
 
 // New returns a Guard and registers its metrics.
@@ -65,11 +73,11 @@ func New(o Options) (*Guard, error) {
 	if o.DialTimeout < 0 {
 		errs = append(errs, fmt.Errorf("outbound: dial timeout %v is negative", o.DialTimeout))
 	}
-	g := &Guard{allowPrivate: o.AllowPrivate, dialTimeout: o.DialTimeout}
+	g := &Guard{dialTimeout: o.DialTimeout}
 	if g.dialTimeout == 0 {
 		g.dialTimeout = DefaultDialTimeout
 	}
-	g.trusted = o.TrustedEndpoints
+	g.Update(o.TrustedEndpoints, o.AllowPrivate)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -79,6 +87,19 @@ func New(o Options) (*Guard, error) {
 	}
 	g.metrics = m
 	return g, nil
+}
+
+// Update replaces the trusted endpoint regexes (anchored, as in Options)
+// and the private-address switch at once (ML Commons'
+// trusted_connector_endpoints_regex and connector.private_ip_enabled, which
+// a cluster may change at any time). Checks that start after it returns use
+// the new rules; a connection being dialed keeps the rule it started with.
+// Revoked reports that private addresses were allowed and no longer are:
+// pooled connections to them must then be dropped (remote.Engine.Reset),
+// because a pooled connection is never dialed again.
+func (g *Guard) Update(trusted []*regexp.Regexp, allowPrivate bool) (revoked bool) {
+	old := g.rules.Swap(&rules{trusted: slices.Clone(trusted), allowPrivate: allowPrivate})
+	return old != nil && old.allowPrivate && !allowPrivate
 }
 
 var (
@@ -143,7 +164,7 @@ func matchTarget(rawURL string, u *url.URL) string {
 }
 
 func (g *Guard) trustedURL(target string) bool {
-	for _, re := range g.trusted {
+	for _, re := range g.rules.Load().trusted {
 		if re.MatchString(target) {
 			return true
 		}
