@@ -2,7 +2,6 @@ package mlcommons
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
+	"github.com/mlsidecar/mlsidecar/mlcommons/httpcodec"
 	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 	"github.com/mlsidecar/mlsidecar/mlcommons/settings"
 )
@@ -21,6 +21,10 @@ const ClusterSettingsPath = "/_cluster/settings"
 // maxSettingsBody is the most of an update body read to take it apart; a
 // larger one goes to the cluster as it is.
 const maxSettingsBody = 1 << 20
+
+// maxForwardedBody bounds a decoded settings body, as the cluster's
+// http.max_content_length default does.
+const maxForwardedBody = 100 << 20
 
 // maxSettingsAnswer bounds a cluster answer held to merge ML Commons
 // settings into (include_defaults answers are tens of kilobytes).
@@ -57,22 +61,30 @@ func (h *clusterSettings) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *clusterSettings) get(w http.ResponseWriter, r *http.Request) {
 	ans := h.forward(r, nil)
 	if ans.status != http.StatusOK || !ans.isJSON() {
-		ans.send(w, nil)
+		ans.send(w, r, nil)
 		return
 	}
 	merged, err := h.settings.Merge(ans.body.Bytes(), queryBool(r, "flat_settings"), queryBool(r, "include_defaults"))
 	if err != nil || bytes.Equal(merged, ans.body.Bytes()) {
-		ans.send(w, nil) // nothing to add, or not an answer we know: the cluster's, as it is
+		ans.send(w, r, nil) // nothing to add, or not an answer we know: the cluster's, as it is
 		return
 	}
-	ans.send(w, pretty(r, merged))
+	ans.send(w, r, jsonOptions(r).Render(merged))
 }
 
 func (h *clusterSettings) put(w http.ResponseWriter, r *http.Request) {
+	// opensearch-py with http_compress sends gzip bodies: decoded here, they
+	// go on as identity. An encoding that cannot be decoded goes to the
+	// cluster as it is, which answers it.
+	var unsupported *httpcodec.UnsupportedEncodingError
+	if err := httpcodec.DecodeBody(w, r, maxForwardedBody); errors.As(err, &unsupported) {
+		h.fwd.ServeHTTP(w, r)
+		return
+	}
 	body, whole, err := readPrefix(r.Body, maxSettingsBody)
 	if err != nil {
 		if r.Context().Err() == nil {
-			writeSettingsError(w, mlerr.Parse("the request body could not be read: it is malformed or shorter than announced"))
+			writeError(w, r, mlerr.Parse("the request body could not be read: it is malformed or shorter than announced"))
 		}
 		return
 	}
@@ -83,7 +95,7 @@ func (h *clusterSettings) put(w http.ResponseWriter, r *http.Request) {
 	var changes *settings.Changes
 	if sp != nil && sp.HasML() {
 		if changes, err = h.settings.Check(sp); err != nil {
-			writeSettingsError(w, toClusterError(err))
+			writeError(w, r, toClusterError(err))
 			return
 		}
 	}
@@ -94,37 +106,28 @@ func (h *clusterSettings) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !h.ready() {
-		writeSettingsError(w, mlerr.Status(http.StatusServiceUnavailable,
+		writeError(w, r, mlerr.Status(http.StatusServiceUnavailable,
 			"mlsidecar is starting: its indices or master key are not ready yet; retry shortly"))
 		return
 	}
 	ans := h.forward(r, sp.Forward)
 	if ans.status != http.StatusOK {
-		ans.send(w, nil) // the caller may not, or the rest is wrong: nothing is stored
+		ans.send(w, r, nil) // the caller may not, or the rest is wrong: nothing is stored
 		return
 	}
 	if err := h.settings.Store(r.Context(), changes); err != nil {
 		h.log.ErrorContext(r.Context(), "cluster accepted a settings update whose ML Commons settings could not be stored", "err", err)
 		e := toClusterError(err)
 		e.Reason = "the cluster applied the other settings, but mlsidecar could not store the ML Commons ones (" + e.Reason + "); repeat the request"
-		writeSettingsError(w, e)
+		writeError(w, r, e)
 		return
 	}
 	merged, err := changes.Merge(ans.body.Bytes(), queryBool(r, "flat_settings"))
 	if err != nil {
-		ans.send(w, nil)
+		ans.send(w, r, nil)
 		return
 	}
-	ans.send(w, pretty(r, merged))
-}
-
-// writeSettingsError answers with e in OpenSearch's error envelope.
-func writeSettingsError(w http.ResponseWriter, e *mlerr.Error) {
-	body := e.Envelope()
-	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(e.Status)
-	_, _ = w.Write(body)
+	ans.send(w, r, jsonOptions(r).Render(merged))
 }
 
 // toClusterError is toError for the cluster settings API.
@@ -187,17 +190,18 @@ func (a *heldAnswer) isJSON() bool {
 	return err == nil && mt == "application/json"
 }
 
-// send writes the held answer, with body instead of its own when not nil.
-func (a *heldAnswer) send(w http.ResponseWriter, body []byte) {
+// send writes the held answer, with body instead of its own when not nil,
+// compressed when r accepts it (the cluster was asked without).
+func (a *heldAnswer) send(w http.ResponseWriter, r *http.Request, body []byte) {
 	if body == nil {
 		body = a.body.Bytes()
 	}
 	for k, vs := range a.header {
-		w.Header()[k] = vs
+		if k != "Content-Length" {
+			w.Header()[k] = vs
+		}
 	}
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(a.status)
-	_, _ = w.Write(body)
+	_ = httpcodec.Write(w, r, a.status, body)
 }
 
 // readPrefix reads r up to limit bytes; whole is false when there is more.
@@ -226,17 +230,4 @@ func queryBool(r *http.Request, name string) bool {
 	q := r.URL.Query()
 	v := q.Get(name)
 	return q.Has(name) && (v == "" || v == "true")
-}
-
-// pretty indents body when the request asks for it.
-func pretty(r *http.Request, body []byte) []byte {
-	if !queryBool(r, "pretty") {
-		return body
-	}
-	var b bytes.Buffer
-	if json.Indent(&b, body, "", "  ") != nil {
-		return body
-	}
-	b.WriteByte('\n')
-	return b.Bytes()
 }

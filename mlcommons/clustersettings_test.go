@@ -1,6 +1,8 @@
 package mlcommons
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -120,7 +122,47 @@ func (e *settingsEnv) do(t *testing.T, method, target, body string) (int, http.H
 	req.Header.Set("Accept-Encoding", "gzip")
 	rec := httptest.NewRecorder()
 	e.handler.ServeHTTP(rec, req)
-	return rec.Code, rec.Header(), rec.Body.String()
+	return rec.Code, rec.Header(), answerText(t, rec)
+}
+
+// answerText is the answer's body, gunzipped when it came compressed (the
+// requests accept gzip, and the cluster was asked without).
+func answerText(t *testing.T, rec *httptest.ResponseRecorder) string {
+	t.Helper()
+	if rec.Header().Get("Content-Encoding") != "gzip" {
+		return rec.Body.String()
+	}
+	zr, err := gzip.NewReader(rec.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// opensearch-py's http_compress gzips the body of set_trusted_endpoint.
+func TestClusterSettingsPutGzipped(t *testing.T) {
+	e := newSettingsEnv(t, settings.ModeCluster, true)
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write([]byte(`{"persistent":{"plugins.ml_commons.trusted_connector_endpoints_regex":["^https://x\\.example/.*$"]}}`))
+	zw.Close()
+	req := httptest.NewRequest("PUT", "/_cluster/settings", &buf)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Encoding", "gzip")
+	req.Header.Set("Accept-Encoding", "gzip")
+	rec := httptest.NewRecorder()
+	e.handler.ServeHTTP(rec, req)
+	body := answerText(t, rec)
+	if rec.Code != 200 || rec.Header().Get("Content-Encoding") != "gzip" || !strings.Contains(body, "trusted_connector_endpoints_regex") {
+		t.Fatalf("gzipped PUT: %d %v %s, want 200, a gzipped answer naming the setting", rec.Code, rec.Header(), body)
+	}
+	if doc := e.stored(t); doc == nil || len(doc.Persistent) != 1 {
+		t.Errorf("stored %+v, want the regex", doc)
+	}
 }
 
 func (e *settingsEnv) stored(t *testing.T) *indexstore.MLSettings {
@@ -229,7 +271,7 @@ func TestClusterSettingsGet(t *testing.T) {
 	jsonEqualT(t, body, `{"persistent":{"cluster":{"max_shards_per_node":"5"}},"transient":{"plugins":{"ml_commons":{"max_batch_inference_tasks":"7"}}}}`)
 
 	_, _, body = e.do(t, "GET", "/_cluster/settings?flat_settings=true&include_defaults=true&pretty", "")
-	if !strings.Contains(body, "\n  \"persistent\": {") {
+	if !strings.Contains(body, "\n  \"persistent\" : {") {
 		t.Errorf("not pretty: %s", body)
 	}
 	var v struct{ Transient, Defaults map[string]any }

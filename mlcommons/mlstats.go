@@ -1,11 +1,15 @@
 package mlcommons
 
 import (
+	"errors"
 	"math"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 )
 
 // monitoredRequests is how many recent predictions of a model its profile
@@ -40,6 +44,19 @@ func newMLStats() *mlStats {
 // register, deploy, undeploy, predict, batch_predict) for the remote
 // algorithm and, when modelID is known, for the model.
 func (s *mlStats) record(modelID, action string, failed bool) {
+	s.recordErr(modelID, action, failed, false)
+}
+
+// recordOutcome is record for a request that ended with err: a model that
+// does not exist gets no model-level counts, as in ML Commons, where the
+// request never reaches the model.
+func (s *mlStats) recordOutcome(modelID, action string, err error) {
+	var e *mlerr.Error
+	unknown := errors.As(err, &e) && e.Status == http.StatusNotFound
+	s.recordErr(modelID, action, err != nil, unknown)
+}
+
+func (s *mlStats) recordErr(modelID, action string, failed, unknownModel bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	count := func(m map[string]map[string]*actionCount, key string) {
@@ -58,7 +75,7 @@ func (s *mlStats) record(modelID, action string, failed bool) {
 		}
 	}
 	count(s.algos, "remote")
-	if modelID != "" {
+	if modelID != "" && !unknownModel {
 		count(s.models, modelID)
 	}
 }

@@ -104,7 +104,9 @@ func (a *API) registerModel(r *http.Request) (any, error) {
 	a.finishTask(ctx, taskRes.ID, indexstore.TaskCompleted, modelRes.ID, nil)
 
 	if deploy {
-		if _, err := a.deploy(ctx, modelRes.ID); err != nil {
+		_, err := a.deploy(ctx, modelRes.ID)
+		a.mlstats.record(modelRes.ID, "deploy", err != nil) // as ML Commons counts ?deploy=true
+		if err != nil {
 			return nil, err
 		}
 	}

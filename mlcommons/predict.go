@@ -51,14 +51,14 @@ func (a *API) predictAs(pathAction string) apiFunc {
 		case indexstore.ActionPredict:
 			start := time.Now()
 			v, inference, err := a.predict(r, &in)
-			a.mlstats.record(id, statsAction(action), err != nil)
+			a.mlstats.recordOutcome(id, statsAction(action), err)
 			if err == nil {
 				a.mlstats.observe(id, inference, time.Since(start))
 			}
 			return v, err
 		case indexstore.ActionBatchPredict:
 			v, err := a.batchPredict(r, &in)
-			a.mlstats.record(id, statsAction(action), err != nil)
+			a.mlstats.recordOutcome(id, statsAction(action), err)
 			return v, err
 		}
 		// ML Commons would run the connector's action of that type as a

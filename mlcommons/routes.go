@@ -156,7 +156,7 @@ func (a *API) registerUnsupported(r *mux.Router) {
 func (a *API) statsCounted(action string, f apiFunc) apiFunc {
 	return func(r *http.Request) (any, error) {
 		v, err := f(r)
-		a.mlstats.record(pathVar(r, "id"), action, err != nil)
+		a.mlstats.recordOutcome(pathVar(r, "id"), action, err)
 		return v, err
 	}
 }

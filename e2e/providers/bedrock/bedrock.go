@@ -16,11 +16,15 @@
 //
 // Jobs run on a clock that stands still until Advance: Submitted, InProgress
 // after StartDelay, then Completed (or Failed, see FailNextJob) after
-// JobDuration; a stop makes them Stopping, then Stopped after StopDelay. No
-// output is written to S3.
+// JobDuration; a stop makes them Stopping, then Stopped after StopDelay.
+// Without Options.S3 a job only changes state; with it, a job whose time is
+// up reads its JSONL records from S3, runs them through the model and writes
+// its .out files and manifest.json.out there as Bedrock does (invocation.go).
 package bedrock
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -31,6 +35,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/mlsidecar/mlsidecar/e2e/providers/awsdouble"
 	"github.com/mlsidecar/mlsidecar/e2e/providers/doublekit"
@@ -83,6 +89,9 @@ type Options struct {
 	Start time.Time
 	// SigningNow is the clock signatures are checked against (nil: time.Now).
 	SigningNow func() time.Time
+	// S3, when set, is where invocation jobs read their records and write
+	// their output (invocation.go); nil: jobs write nothing.
+	S3 *s3.Client
 }
 
 // Recorded is one request the double received.
@@ -110,6 +119,8 @@ type job struct {
 	submitted time.Time
 	stoppedAt time.Time // zero unless stopped
 	failure   string    // the job ends Failed with this message
+	ran       sync.Once // the run against S3 (runJob)
+	counts    *manifest // the record counts, once the run wrote them
 }
 
 // New builds the double; Start serves it.
@@ -240,17 +251,43 @@ type titanRequest struct {
 }
 
 func (s *Server) invokeModel(w http.ResponseWriter, r *http.Request, body []byte, modelID string) {
+	resp, tokens, merr := s.embed(modelID, body)
+	if merr != nil {
+		awsdouble.WriteError(w, awsdouble.RESTJSON, merr.status, merr.code, merr.message)
+		return
+	}
+	w.Header().Set("X-Amzn-Bedrock-Input-Token-Count", strconv.Itoa(tokens))
+	w.Header().Set("X-Amzn-Bedrock-Invocation-Latency", "1")
+	awsdouble.WriteJSON(w, "application/json", resp)
+}
+
+// modelError is a model's refusal of one input, as InvokeModel answers it.
+type modelError struct {
+	status        int
+	code, message string
+}
+
+func malformed(format string, args ...any) *modelError {
+	return &modelError{status: http.StatusBadRequest, code: errorCodes[http.StatusBadRequest], message: fmt.Sprintf(format, args...)}
+}
+
+// embed runs the Titan embedding model modelID on body, an InvokeModel
+// request body: the response body and its input token count, or the
+// refusal. Batch records run through it too.
+func (s *Server) embed(modelID string, body []byte) (map[string]any, int, *modelError) {
 	// A foundation-model ARN ends in the model id.
 	modelID = modelID[strings.LastIndex(modelID, "/")+1:]
 	v2 := strings.HasPrefix(modelID, "amazon.titan-embed-text-v2")
 	if !v2 && !strings.HasPrefix(modelID, "amazon.titan-embed-text-v1") {
-		writeError(w, http.StatusBadRequest, "The provided model identifier is invalid.")
-		return
+		return nil, 0, malformed("The provided model identifier is invalid.")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		body = []byte("{}")
 	}
 	var raw map[string]any
 	var req titanRequest
-	if !awsdouble.ReadJSON(w, awsdouble.RESTJSON, body, &raw) || !awsdouble.ReadJSON(w, awsdouble.RESTJSON, body, &req) {
-		return
+	if json.Unmarshal(body, &raw) != nil || json.Unmarshal(body, &req) != nil {
+		return nil, 0, &modelError{status: http.StatusBadRequest, code: "SerializationException", message: "Start of structure or map found where not expected."}
 	}
 	allowed := []string{"inputText"}
 	if v2 {
@@ -258,23 +295,19 @@ func (s *Server) invokeModel(w http.ResponseWriter, r *http.Request, body []byte
 	}
 	for _, k := range slices.Sorted(maps.Keys(raw)) {
 		if !slices.Contains(allowed, k) {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("Malformed input request: #: extraneous key [%s] is not permitted, please reformat your input and try again.", k))
-			return
+			return nil, 0, malformed("Malformed input request: #: extraneous key [%s] is not permitted, please reformat your input and try again.", k)
 		}
 	}
 	switch {
 	case req.InputText == nil:
-		writeError(w, http.StatusBadRequest, "Malformed input request: #: required key [inputText] not found, please reformat your input and try again.")
-		return
+		return nil, 0, malformed("Malformed input request: #: required key [inputText] not found, please reformat your input and try again.")
 	case *req.InputText == "":
-		writeError(w, http.StatusBadRequest, "Malformed input request: #/inputText: expected minLength: 1, actual: 0, please reformat your input and try again.")
-		return
+		return nil, 0, malformed("Malformed input request: #/inputText: expected minLength: 1, actual: 0, please reformat your input and try again.")
 	}
 	dim := s.opts.Dimensions
 	if req.Dimensions != nil {
 		if !slices.Contains([]int{256, 512, 1024}, *req.Dimensions) {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("Malformed input request: #/dimensions: %d is not a valid enum value, please reformat your input and try again.", *req.Dimensions))
-			return
+			return nil, 0, malformed("Malformed input request: #/dimensions: %d is not a valid enum value, please reformat your input and try again.", *req.Dimensions)
 		}
 		dim = *req.Dimensions
 	}
@@ -299,15 +332,12 @@ func (s *Server) invokeModel(w http.ResponseWriter, r *http.Request, body []byte
 				}
 				byType["binary"] = bits
 			default:
-				writeError(w, http.StatusBadRequest, fmt.Sprintf("Malformed input request: #/embeddingTypes/0: %s is not a valid enum value, please reformat your input and try again.", t))
-				return
+				return nil, 0, malformed("Malformed input request: #/embeddingTypes/0: %s is not a valid enum value, please reformat your input and try again.", t)
 			}
 		}
 		resp["embeddingsByType"] = byType
 	}
-	w.Header().Set("X-Amzn-Bedrock-Input-Token-Count", strconv.Itoa(tokens))
-	w.Header().Set("X-Amzn-Bedrock-Invocation-Latency", "1")
-	awsdouble.WriteJSON(w, "application/json", resp)
+	return resp, tokens, nil
 }
 
 // tokenPattern is clientRequestToken's (Bedrock API reference).
@@ -362,10 +392,12 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request, body []byte, 
 	awsdouble.WriteJSON(w, "application/json", map[string]string{"jobArn": j.arn})
 }
 
-// lookup finds a job by ARN or id; the caller holds s.mu.
+// lookup finds a job by ARN or id, answering 404 when there is none.
 func (s *Server) lookup(w http.ResponseWriter, identifier string) *job {
 	id := identifier[strings.LastIndex(identifier, "/")+1:]
+	s.mu.Lock()
 	j, ok := s.jobs[id]
+	s.mu.Unlock()
 	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("The specified job %s could not be found.", identifier))
 		return nil
@@ -395,12 +427,13 @@ func (s *Server) state(j *job, now time.Time) (status string, modified, ended ti
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request, _ []byte, identifier string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	j := s.lookup(w, identifier)
 	if j == nil {
 		return
 	}
+	s.runJob(j)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	status, modified, ended := s.state(j, s.Now())
 	resp := maps.Clone(j.request)
 	hours := 24.0
@@ -418,16 +451,23 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request, _ []byte, identi
 	if status == StatusFailed {
 		resp["message"] = j.failure
 	}
+	if c := j.counts; c != nil {
+		resp["totalRecordCount"] = c.TotalRecordCount
+		resp["processedRecordCount"] = c.ProcessedRecordCount
+		resp["successRecordCount"] = c.SuccessRecordCount
+		resp["errorRecordCount"] = c.ErrorRecordCount
+	}
 	awsdouble.WriteJSON(w, "application/json", resp)
 }
 
 func (s *Server) stopJob(w http.ResponseWriter, r *http.Request, _ []byte, identifier string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	j := s.lookup(w, identifier)
 	if j == nil {
 		return
 	}
+	s.runJob(j) // a job whose time is up can no longer be stopped, and may have failed
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	now := s.Now()
 	switch status, _, _ := s.state(j, now); status {
 	case StatusSubmitted, StatusInProgress:

@@ -18,7 +18,10 @@
 // Jobs run on a clock that stands still until Advance: InProgress, then
 // Completed (or Failed, see FailNextJob) after JobDuration; a stop makes
 // them Stopping, then Stopped after StopDelay. Job names match
-// case-insensitively. No output is written to S3.
+// case-insensitively. Without Options.S3 a job only changes state; with it,
+// a job whose time is up reads its input objects from S3 and writes its .out
+// objects there as SageMaker does (transform.go), and ends Failed if any
+// object failed.
 package sagemaker
 
 import (
@@ -31,6 +34,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/mlsidecar/mlsidecar/e2e/providers/awsdouble"
 	"github.com/mlsidecar/mlsidecar/e2e/providers/doublekit"
@@ -86,6 +91,9 @@ type Options struct {
 	Start time.Time
 	// SigningNow is the clock signatures are checked against (nil: time.Now).
 	SigningNow func() time.Time
+	// S3, when set, is where transform jobs read their input and write their
+	// output (transform.go); nil: jobs write nothing.
+	S3 *s3.Client
 }
 
 // Recorded is one request the double received.
@@ -111,6 +119,7 @@ type job struct {
 	created   time.Time
 	stoppedAt time.Time // zero unless stopped
 	failure   string    // the job ends Failed with this reason
+	ran       sync.Once // the run against S3 (runJob)
 }
 
 // New builds the double; Start serves it.
@@ -272,26 +281,56 @@ func (s *Server) invokeEndpoint(w http.ResponseWriter, body []byte, name string)
 
 // parseTexts reads the texts of an invocation body, or says what is wrong.
 func parseTexts(body []byte) ([]string, string) {
-	var req map[string]json.RawMessage
+	var req map[string]any
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, "body is not a JSON object: " + err.Error()
 	}
+	return textsOf(req)
+}
+
+// textsOf reads the texts of a model input: an object with "inputs",
+// "texts" or "text_inputs" (the invocation body), or, as a batch transform
+// record may give after its InputFilter, a string or a list of strings.
+func textsOf(v any) ([]string, string) {
+	req, ok := v.(map[string]any)
+	if !ok {
+		texts, ok := stringList(v)
+		if !ok {
+			return nil, "the input must be a string, a non-empty list of strings or an object with \"inputs\""
+		}
+		return texts, ""
+	}
 	for _, key := range []string{"inputs", "texts", "text_inputs"} {
-		raw, ok := req[key]
+		x, ok := req[key]
 		if !ok {
 			continue
 		}
-		var one string
-		if json.Unmarshal(raw, &one) == nil {
-			return []string{one}, ""
-		}
-		var many []string
-		if err := json.Unmarshal(raw, &many); err != nil || len(many) == 0 {
+		texts, ok := stringList(x)
+		if !ok {
 			return nil, fmt.Sprintf("%q must be a string or a non-empty list of strings", key)
 		}
-		return many, ""
+		return texts, ""
 	}
 	return nil, `body needs "inputs", "texts" or "text_inputs"`
+}
+
+// stringList reads a string or a non-empty list of strings.
+func stringList(v any) ([]string, bool) {
+	switch v := v.(type) {
+	case string:
+		return []string{v}, true
+	case []any:
+		texts := make([]string, len(v))
+		for i, x := range v {
+			t, ok := x.(string)
+			if !ok {
+				return nil, false
+			}
+			texts[i] = t
+		}
+		return texts, len(texts) > 0
+	}
+	return nil, false
 }
 
 func (s *Server) readRequest(w http.ResponseWriter, body []byte) (map[string]any, bool) {
@@ -367,9 +406,11 @@ func (s *Server) state(j *job, now time.Time) (status string, ended time.Time) {
 	return StatusCompleted, done
 }
 
-// named finds the job of a request's TransformJobName; the caller holds s.mu.
-func (s *Server) named(req map[string]any) *job {
+// lookup finds the job of a request's TransformJobName.
+func (s *Server) lookup(req map[string]any) *job {
 	name, _ := req["TransformJobName"].(string)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.jobs[strings.ToLower(name)]
 }
 
@@ -378,13 +419,14 @@ func (s *Server) describeTransformJob(w http.ResponseWriter, body []byte) {
 	if !ok || !requireFields(w, req, "TransformJobName") {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	j := s.named(req)
+	j := s.lookup(req)
 	if j == nil {
 		writeError(w, awsdouble.JSON11, http.StatusBadRequest, "ValidationException", fmt.Sprintf("Could not find requested job with name %v", req["TransformJobName"]))
 		return
 	}
+	s.runJob(j)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	status, ended := s.state(j, s.Now())
 	resp := maps.Clone(j.request)
 	resp["TransformJobArn"] = j.arn
@@ -405,13 +447,14 @@ func (s *Server) stopTransformJob(w http.ResponseWriter, body []byte) {
 	if !ok || !requireFields(w, req, "TransformJobName") {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	j := s.named(req)
+	j := s.lookup(req)
 	if j == nil {
 		writeError(w, awsdouble.JSON11, http.StatusBadRequest, "ResourceNotFound", fmt.Sprintf("Could not find job to update with name %v", req["TransformJobName"]))
 		return
 	}
+	s.runJob(j) // a job whose time is up can no longer be stopped, and may have failed
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	now := s.Now()
 	switch status, _ := s.state(j, now); status {
 	case StatusInProgress:
