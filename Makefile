@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin/mlsidecar
 PKGS     = $(shell $(GO) list ./... | grep -v /e2e)
 
-.PHONY: all build run test vet unit e2e os-fetch fuzz fuzz-short bench-proxy bench-batch clean
+.PHONY: all build run test vet unit e2e differential os-fetch fuzz fuzz-short bench-proxy bench-batch clean
 
 all: build
 
@@ -16,8 +16,9 @@ run: build
 	bash deploy/local/run.sh
 
 # go vet, the unit tests with the race detector, every fuzz target briefly,
-# then the e2e suite against the real binary and a real OpenSearch node.
-test: vet unit fuzz-short e2e
+# the e2e suite against the real binary and a real OpenSearch node, then the
+# differential tier against genuine ML Commons.
+test: vet unit fuzz-short e2e differential
 
 vet:
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "not gofmt-ed: $$unformatted"; exit 1; fi
@@ -32,8 +33,17 @@ os-fetch:
 unit: os-fetch
 	$(GO) test -race -count=1 $(PKGS)
 
+# The e2e suite needs the client libraries and the S3 server installed once:
+# bash e2e/testdata/clients/install.sh && bash e2e/s3server/install.sh
+E2E_PKGS = $(shell $(GO) list ./e2e/... | grep -v /e2e/differential)
 e2e: build os-fetch
-	MLSIDECAR_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 40m -v ./e2e/... 2>&1 | grep -v '^=== \(RUN\|PAUSE\|CONT\)'; exit $${PIPESTATUS[0]}
+	MLSIDECAR_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 40m -v $(E2E_PKGS) 2>&1 | grep -v '^=== \(RUN\|PAUSE\|CONT\)'; exit $${PIPESTATUS[0]}
+
+# The same requests to genuine ML Commons 2.19.6 (WITH_ML=1 node) and to
+# mlsidecar, compared; its own target, so its two nodes never share the
+# machine with the e2e suite's.
+differential: build os-fetch
+	MLSIDECAR_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -v ./e2e/differential/ 2>&1 | grep -v '^=== \(RUN\|PAUSE\|CONT\)'; exit $${PIPESTATUS[0]}
 
 # Every fuzz target of every package for FUZZTIME each; `make test` runs them
 # briefly, `make fuzz FUZZTIME=5m` hunts.

@@ -47,14 +47,20 @@ type WriteResult struct {
 // At is the version the write left the document at.
 func (w *WriteResult) At() Version { return Version{SeqNo: w.SeqNo, PrimaryTerm: w.PrimaryTerm} }
 
-// Refresh says whether a write waits until searches see it
-// (refresh=wait_for), at up to a second's cost. Reads by id never need it.
-type Refresh bool
+// Refresh says whether searches see a write when it returns. Reads by id
+// never need it.
+type Refresh int
 
-// Whether a write waits for searches to see it.
+// Whether searches see a write when it returns.
 const (
-	NoWait      Refresh = false
-	WaitForSeen Refresh = true
+	// NoWait: within the index's refresh interval.
+	NoWait Refresh = iota
+	// WaitForSeen (refresh=wait_for): the write waits for the next
+	// refresh, at up to a second's cost.
+	WaitForSeen
+	// Immediate (refresh=true): the write refreshes the shard, as ML
+	// Commons writes its tasks; for writes a caller may search for at once.
+	Immediate
 )
 
 // Repo is typed access to one collection. *Docs is the OpenSearch one; the
@@ -167,7 +173,7 @@ func (d *Docs[T]) InsertAs(ctx context.Context, id string, doc *T, refresh Refre
 	if gerr := d.s.do(ctx, http.MethodGet, d.path("_doc", id), nil, nil, &got); gerr != nil || !got.Found || !bytes.Equal(got.Source, body) {
 		return nil, err
 	}
-	if refresh {
+	if refresh != NoWait {
 		if err := d.s.Refresh(ctx, d.c); err != nil {
 			return nil, err
 		}
@@ -239,8 +245,11 @@ func refreshQuery(q url.Values, refresh Refresh) url.Values {
 	if q == nil {
 		q = url.Values{}
 	}
-	if refresh {
+	switch refresh {
+	case WaitForSeen:
 		q.Set("refresh", "wait_for")
+	case Immediate:
+		q.Set("refresh", "true")
 	}
 	return q
 }

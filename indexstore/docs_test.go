@@ -307,8 +307,8 @@ func TestRepoVersions(t *testing.T) {
 	}
 }
 
-// TestWritesSeenBySearches: WaitForSeen writes and deletes are visible to a
-// search at once, without a refresh.
+// TestWritesSeenBySearches: WaitForSeen and Immediate writes and deletes
+// are visible to a search at once, without a refresh.
 func TestWritesSeenBySearches(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
@@ -328,6 +328,14 @@ func TestWritesSeenBySearches(t *testing.T) {
 	}
 	if got, err := s.ModelGroupsNamed(ctx, renamed); err != nil || !slices.Equal(got, []string{res.ID}) {
 		t.Fatalf("after Replace(WaitForSeen): ModelGroupsNamed = %v, %v; want [%s]", got, err, res.ID)
+	}
+	renamed = name + "-3"
+	res, err = s.ModelGroups().Replace(ctx, res.ID, res.At(), &ModelGroup{Name: renamed}, Immediate)
+	if err != nil {
+		t.Fatalf("Replace: %v", err)
+	}
+	if got, err := s.ModelGroupsNamed(ctx, renamed); err != nil || !slices.Equal(got, []string{res.ID}) {
+		t.Fatalf("after Replace(Immediate): ModelGroupsNamed = %v, %v; want [%s]", got, err, res.ID)
 	}
 	if _, err := s.ModelGroups().Delete(ctx, res.ID, res.At()); err != nil {
 		t.Fatalf("Delete: %v", err)

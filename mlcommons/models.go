@@ -156,7 +156,7 @@ func (a *API) nextModelVersion(ctx context.Context, groupID, name string, owner 
 	}
 	var version int
 	// Read by id only: no need to wait for a refresh.
-	_, _, err := indexstore.Modify(ctx, a.store.ModelGroups(), groupID, indexstore.NoWait, func(g *indexstore.ModelGroup) error {
+	_, _, err := indexstore.Modify(ctx, a.store.ModelGroups(), groupID, indexstore.Immediate, func(g *indexstore.ModelGroup) error {
 		g.LatestVersion++
 		g.LastUpdatedTime = a.nowMillis()
 		version = g.LatestVersion
