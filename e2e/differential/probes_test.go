@@ -233,7 +233,7 @@ var probes = []probe{
 	{name: "unsupported/train", method: "POST", path: "/_train/kmeans", body: `{"parameters":{"centroids":2},"input_query":{"query":{"match_all":{}}},"input_index":["x"]}`},
 	{name: "unsupported/models-meta", method: "POST", path: "/models/meta", body: `{"name":"x","function_name":"TEXT_EMBEDDING"}`},
 	{name: "unsupported/upload", method: "POST", path: "/models/_upload", body: `{"name":"x"}`},
-	{name: "unsupported/controllers", method: "GET", path: "/controllers/{{model2}}"},
+	{name: "controller/get-none", method: "GET", path: "/controllers/{{model2}}"},
 	{name: "unsupported/agent-execute", method: "POST", path: "/agents/" + unknownID + "/_execute", body: `{"parameters":{}}`},
 	{name: "unknown/path", method: "GET", path: "/nothing-here"},
 
