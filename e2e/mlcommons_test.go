@@ -298,7 +298,7 @@ func TestMLCommonsErrors(t *testing.T) {
 		{"register without connector", "POST", "/_plugins/_ml/models/_register", `{"name":"m","function_name":"remote"}`,
 			400, "illegal_argument_exception", "You must provide connector content when creating a remote model without connector id!"},
 		{"register with unknown connector", "POST", "/_plugins/_ml/models/_register", `{"name":"m","function_name":"remote","connector_id":"nope"}`,
-			404, "status_exception", "Failed to find connector with the provided connector id: nope"},
+			404, "status_exception", "Failed to find connector:nope"},
 		{"register without name", "POST", "/_plugins/_ml/models/_register", `{"function_name":"remote","connector_id":"x"}`,
 			400, "illegal_argument_exception", "model name is null"},
 		{"update connector with empty body", "PUT", "/_plugins/_ml/connectors/x", "", 400, "parse_exception", "Failed to update connector: Request body is empty"},
