@@ -87,9 +87,8 @@ func (a *API) deploy(ctx context.Context, id string) (string, error) {
 // finishTask records how a synchronous task ended. The caller's answer does
 // not depend on it, so a failure is logged, not returned.
 func (a *API) finishTask(ctx context.Context, taskID, state, modelID string, cause error) {
-	// Immediate, as ML Commons updates its tasks: a search right after the
-	// answer finds the task in its final state.
-	_, _, err := indexstore.Modify(ctx, a.store.Tasks(), taskID, indexstore.Immediate, func(t *indexstore.Task) error {
+	// No refresh: a tasks search refreshes the index first.
+	_, _, err := indexstore.Modify(ctx, a.store.Tasks(), taskID, indexstore.NoWait, func(t *indexstore.Task) error {
 		t.State, t.LastUpdateTime = state, a.nowMillis()
 		if modelID != "" {
 			t.ModelID = modelID

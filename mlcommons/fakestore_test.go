@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,6 +48,8 @@ type fakeStore struct {
 
 	mu       sync.Mutex
 	searches []searchCall
+	// taskRefreshes counts RefreshTasks calls.
+	taskRefreshes atomic.Int64
 }
 
 // searchCall is one Search the handlers made.
@@ -167,7 +170,10 @@ func (s *fakeStore) CountOpenBatchTasks(context.Context) (int64, error) {
 	return n, nil
 }
 
-func (s *fakeStore) RefreshTasks(context.Context) error { return nil }
+func (s *fakeStore) RefreshTasks(context.Context) error {
+	s.taskRefreshes.Add(1)
+	return nil
+}
 
 func (s *fakeStore) ScanDueBatchTasks(_ context.Context, now time.Time, pageSize int, visit func([]indexstore.Hit[indexstore.Task]) error) error {
 	ms := now.UnixMilli()

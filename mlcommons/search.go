@@ -80,6 +80,15 @@ func (a *API) search(c indexstore.Collection) apiFunc {
 		if err != nil {
 			return nil, err
 		}
+		if c == indexstore.Tasks {
+			// Tasks are written without a refresh (submissions are many,
+			// searches few): one refresh here makes every task written so
+			// far, by any replica, searchable, as ML Commons' refresh on
+			// each task write does.
+			if err := a.store.RefreshTasks(r.Context()); err != nil {
+				return nil, err
+			}
+		}
 		raw, err := a.store.Search(r.Context(), c, b, params)
 		if err != nil {
 			return nil, err

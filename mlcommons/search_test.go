@@ -242,6 +242,21 @@ func TestSearchWithoutBody(t *testing.T) {
 	}
 }
 
+// Tasks are written without a refresh; a tasks search refreshes the index
+// first, so it finds every task written before it (ML Commons refreshes on
+// each task write instead). Other searches do not.
+func TestTaskSearchRefreshesFirst(t *testing.T) {
+	a := newTestAPI(t)
+	a.mustDo(t, http.MethodPost, connectorsPath+"_search", `{}`)
+	if n := a.store.taskRefreshes.Load(); n != 0 {
+		t.Fatalf("connector search refreshed the tasks index %d times", n)
+	}
+	a.mustDo(t, http.MethodPost, tasksPath+"_search", `{}`)
+	if n := a.store.taskRefreshes.Load(); n != 1 {
+		t.Errorf("tasks search refreshed the tasks index %d times, want 1", n)
+	}
+}
+
 func TestSearchParams(t *testing.T) {
 	tests := []struct {
 		name  string

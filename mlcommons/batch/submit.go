@@ -92,7 +92,7 @@ func (s *Service) Submit(ctx context.Context, modelID string, parameters map[str
 		// worker resumes it at once, finding the job by its key.
 		s.metrics.submissions.WithLabelValues(c.Provider, "unanswered").Inc()
 		s.log.Warn("batch submission unanswered; the worker resumes it", "task_id", id, "provider", c.Provider, "err", callErr)
-		_, _, err := indexstore.ModifyFrom(ctx, s.store.Tasks(), id, &t, held, indexstore.Immediate, func(cur *indexstore.Task) error {
+		_, _, err := indexstore.ModifyFrom(ctx, s.store.Tasks(), id, &t, held, indexstore.NoWait, func(cur *indexstore.Task) error {
 			cur.Batch.LeaseOwner, cur.Batch.LeaseUntil, cur.Batch.NextPoll = "", 0, s.now().UnixMilli()
 			return nil
 		})
@@ -138,9 +138,9 @@ func submitCall(b *connector.Bound, act *indexstore.ConnectorAction, parameters 
 // modifySubmission changes a task still being submitted, from the version
 // held; a task another replica has finished already is left alone.
 func (s *Service) modifySubmission(ctx context.Context, id string, t *indexstore.Task, held indexstore.Version, mutate func(*indexstore.Task)) error {
-	// Immediate, as ML Commons writes a batch task: a search right after
-	// the answer finds it.
-	_, _, err := indexstore.ModifyFrom(ctx, s.store.Tasks(), id, t, held, indexstore.Immediate, func(cur *indexstore.Task) error {
+	// No refresh: a tasks search refreshes the index first (ML Commons
+	// refreshes on every task write, which costs submissions 6×).
+	_, _, err := indexstore.ModifyFrom(ctx, s.store.Tasks(), id, t, held, indexstore.NoWait, func(cur *indexstore.Task) error {
 		if cur.Batch == nil || cur.Batch.Submission == nil {
 			return indexstore.ErrUnchanged
 		}
