@@ -359,7 +359,8 @@ func objectFields(obj json.RawMessage) ([]field, error) {
 	return out, nil
 }
 
-// jsonToken names the first token of a JSON value as Jackson does; "null"
+// jsonToken names the first token of a JSON value as OpenSearch's
+// XContentParser.Token does (ensureExpectedToken's messages); "null"
 // for no value at all.
 func jsonToken(v json.RawMessage) string {
 	v = bytes.TrimSpace(v)

@@ -118,11 +118,12 @@ func TestUnrecognizedParameters(t *testing.T) {
 	}
 }
 
-// A body that is JSON but not an object: Jackson's ensureExpectedToken.
+// A body that is JSON but not an object: ensureExpectedToken, with
+// OpenSearch's XContentParser.Token names.
 func TestBodyNotAnObject(t *testing.T) {
 	a := newTestAPI(t)
-	for body, tok := range map[string]string{`[]`: "START_ARRAY", `"x"`: "VALUE_STRING", ` 12`: "VALUE_NUMBER_INT",
-		`1.5`: "VALUE_NUMBER_FLOAT", `true`: "VALUE_TRUE", `false`: "VALUE_FALSE", `null`: "VALUE_NULL"} {
+	for body, tok := range map[string]string{`[]`: "START_ARRAY", `"x"`: "VALUE_STRING", ` 12`: "VALUE_NUMBER",
+		`1.5`: "VALUE_NUMBER", `true`: "VALUE_BOOLEAN", `false`: "VALUE_BOOLEAN", `null`: "VALUE_NULL"} {
 		wantError(t, a.do(t, http.MethodPost, connectorsPath+"_create", body), 400, "parsing_exception",
 			"Failed to parse object: expecting token of type [START_OBJECT] but found ["+tok+"]")
 	}

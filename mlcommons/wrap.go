@@ -241,7 +241,7 @@ func decodeBody(r *http.Request, v any, empty error) error {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return empty
 	}
-	if tok := jacksonToken(b); tok != "" && tok != "START_OBJECT" && json.Valid(b) {
+	if tok := jsonToken(b); tok != "START_OBJECT" && json.Valid(b) {
 		// ML Commons' ensureExpectedToken.
 		return mlerr.New(http.StatusBadRequest, "parsing_exception",
 			"Failed to parse object: expecting token of type [START_OBJECT] but found ["+tok+"]")
@@ -255,34 +255,6 @@ func decodeBody(r *http.Request, v any, empty error) error {
 		return mlerr.Parse("Failed to parse request body: unexpected data after the JSON object")
 	}
 	return nil
-}
-
-// jacksonToken is Jackson's name of the first token of a JSON text.
-func jacksonToken(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return ""
-	}
-	switch c := b[0]; {
-	case c == '{':
-		return "START_OBJECT"
-	case c == '[':
-		return "START_ARRAY"
-	case c == '"':
-		return "VALUE_STRING"
-	case c == '-' || '0' <= c && c <= '9':
-		if bytes.ContainsAny(b, ".eE") {
-			return "VALUE_NUMBER_FLOAT"
-		}
-		return "VALUE_NUMBER_INT"
-	case c == 't':
-		return "VALUE_TRUE"
-	case c == 'f':
-		return "VALUE_FALSE"
-	case c == 'n':
-		return "VALUE_NULL"
-	}
-	return ""
 }
 
 // errBodyRequired is OpenSearch's answer to a missing body a handler
