@@ -107,7 +107,14 @@ type Config struct {
 	BatchPollConcurrency   int
 	BatchPollRate          float64
 	BatchLeaseTTL          time.Duration
-	BatchStatusFields      []string
+	// IngestOpenAIURL is where openAI ingestion sources without a
+	// connector are read; IngestS3Endpoint overrides the S3 endpoint (an
+	// S3-compatible store, path-style); IngestConcurrency bounds the
+	// ingestions one replica runs at once.
+	IngestOpenAIURL   string
+	IngestS3Endpoint  string
+	IngestConcurrency int
+	BatchStatusFields []string
 	// BatchStatusRules map a provider's job status to a task state, tried
 	// in order (case-insensitive regexes).
 	BatchStatusRules []StatusRule
@@ -175,6 +182,8 @@ type raw struct {
 	shutdownTimeout     time.Duration
 
 	indexPrefix, masterKeyFile, nodeID string
+	ingestOpenAIURL, ingestS3Endpoint  string
+	ingestConcurrency                  int
 	allowStoredMasterKey               bool
 	modelAccessControl                 bool
 	connectorAccessControl             bool
@@ -263,6 +272,9 @@ func (r *raw) flagSet(out io.Writer) *flag.FlagSet {
 	fs.IntVar(&r.batchPollConcurrency, "batch-poll-concurrency", 16, "refreshes one replica runs at once")
 	fs.Float64Var(&r.batchPollRate, "batch-poll-rate-per-connector", 10, "status calls per second per connector, per replica")
 	fs.DurationVar(&r.batchLeaseTTL, "batch-lease-ttl", 2*time.Minute, "how long a replica holds a batch task it refreshes; a dead replica's tasks move after this")
+	fs.StringVar(&r.ingestOpenAIURL, "openai-files-url", "https://api.openai.com", "scheme and host OpenAI files of _batch_ingestion are read from when no connector_id is given")
+	fs.StringVar(&r.ingestS3Endpoint, "s3-endpoint", "", "S3 endpoint of batch ingestion (an S3-compatible store, addressed path-style); empty: AWS")
+	fs.IntVar(&r.ingestConcurrency, "ingest-concurrency", 2, "ingestions one replica runs at once")
 	r.batchStatusFields.values = []string{"status", "Status", "TransformJobStatus"}
 	fs.Var(&r.batchStatusFields, "batch-status-field", "remote_job field holding the provider's job status (repeatable)")
 	fs.StringVar(&r.regexCancelling, "batch-status-regex-cancelling", `(stopping|cancelling)`, "status regex meaning CANCELLING (tried first)")
@@ -436,6 +448,9 @@ func (r *raw) complete() (*Config, error) {
 		BatchPollConcurrency:       r.batchPollConcurrency,
 		BatchPollRate:              r.batchPollRate,
 		BatchLeaseTTL:              r.batchLeaseTTL,
+		IngestOpenAIURL:            r.ingestOpenAIURL,
+		IngestS3Endpoint:           r.ingestS3Endpoint,
+		IngestConcurrency:          r.ingestConcurrency,
 		BatchStatusFields:          r.batchStatusFields.values,
 		TrustedEndpointExprs:       r.trustedEndpoints.values,
 		MLSettings:                 r.mlSettings,
@@ -453,6 +468,18 @@ func (r *raw) complete() (*Config, error) {
 	}
 	if r.listenAddress == r.internalListenAddress && !strings.HasSuffix(r.listenAddress, ":0") {
 		fail("internal-listen-address", "must differ from listen-address")
+	}
+
+	for key, v := range map[string]string{"openai-files-url": r.ingestOpenAIURL, "s3-endpoint": r.ingestS3Endpoint} {
+		if v == "" && key == "s3-endpoint" {
+			continue
+		}
+		if pu, err := url.Parse(v); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			fail(key, "must be an http or https URL, got %q", v)
+		}
+	}
+	if r.ingestConcurrency < 1 {
+		fail("ingest-concurrency", "must be at least 1, got %d", r.ingestConcurrency)
 	}
 
 	u, err := url.Parse(r.upstream)

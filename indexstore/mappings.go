@@ -21,6 +21,7 @@ func date() map[string]any {
 func flat() map[string]any    { return map[string]any{"type": "flat_object"} }
 func boolean() map[string]any { return map[string]any{"type": "boolean"} }
 func integer() map[string]any { return map[string]any{"type": "integer"} }
+func long() map[string]any    { return map[string]any{"type": "long"} }
 
 // opaque is stored in _source only: not searchable, not aggregatable, no
 // doc values, so its content can leave the index through _source alone —
@@ -83,8 +84,26 @@ func mappings(c Collection) map[string]any {
 			"batch": map[string]any{"properties": map[string]any{
 				"provider": keyword(), "connector": opaque(), "client_key": map[string]any{"type": "keyword", "index": false},
 				"next_poll": map[string]any{"type": "long"}, "lease_owner": keyword(), "lease_until": map[string]any{"type": "long"},
-				"poll_failures": integer(), "model_group_id": keyword(), "submission": opaque(),
+				"poll_failures": integer(), "model_group_id": keyword(), "submission": opaque(), "ingest": opaque(),
 			}},
+			"ingest_counts": map[string]any{"properties": map[string]any{
+				"total": long(), "indexed": long(), "failed": long(),
+			}},
+			"ingest_failures": opaque(),
+			"ingest_task_id":  keyword(),
+			// The sidecar's own bookkeeping of ingestions (see ingest).
+			"ingest": map[string]any{"properties": map[string]any{
+				"request": opaque(), "credential": opaque(), "base_url": map[string]any{"type": "keyword", "index": false},
+				"caller":      map[string]any{"type": "keyword", "index": false, "doc_values": false},
+				"error_files": opaque(), "checkpoint": opaque(), "next_run": long(), "lease_owner": keyword(),
+				"lease_until": long(), "attempts": integer(),
+			}},
+		}
+	case BatchFailures:
+		props = map[string]any{
+			"task_id": keyword(), "source": integer(), "source_name": keyword(), "line": long(),
+			"reason": text(), "status": integer(), "record": map[string]any{"type": "text", "index": false},
+			"time": date(),
 		}
 	case Controllers:
 		// User names are keys and may hold dots or anything else; nothing

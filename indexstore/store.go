@@ -32,11 +32,13 @@ const (
 	Tasks       Collection = "tasks"
 	Config      Collection = "config"
 	Controllers Collection = "controllers"
+	// BatchFailures holds the records ingestions could not index.
+	BatchFailures Collection = "batch-failures"
 )
 
 // collections lists every index the sidecar owns.
 func collections() []Collection {
-	return []Collection{Connectors, Models, ModelGroups, Tasks, Config, Controllers}
+	return []Collection{Connectors, Models, ModelGroups, Tasks, Config, Controllers, BatchFailures}
 }
 
 var (
@@ -77,9 +79,11 @@ type Options struct {
 
 // Store reads and writes the sidecar's documents.
 type Store struct {
-	client  *opensearch.Client
-	prefix  string
-	timeout time.Duration
+	client    *opensearch.Client
+	upstream  string
+	transport http.RoundTripper
+	prefix    string
+	timeout   time.Duration
 }
 
 // New returns a Store using the sidecar's own credentials.
@@ -104,7 +108,7 @@ func New(o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opensearch client: %w", err)
 	}
-	return &Store{client: c, prefix: o.Prefix, timeout: o.CallTimeout}, nil
+	return &Store{client: c, upstream: o.Upstream.String(), transport: t, prefix: o.Prefix, timeout: o.CallTimeout}, nil
 }
 
 // retryBackoff spreads the transport's retries of one request (502, 503,
@@ -191,12 +195,17 @@ func (s *Store) do(ctx context.Context, method, path string, query url.Values, b
 // call is one request of do.
 func (s *Store) call(ctx context.Context, method, path string, query url.Values, body, out any) error {
 	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
+	contentType := "application/json"
+	switch b := body.(type) {
+	case nil:
+	case ndjson:
+		rd, contentType = bytes.NewReader(b), "application/x-ndjson"
+	default:
+		enc, err := json.Marshal(b)
 		if err != nil {
 			return fmt.Errorf("encoding request: %w", err)
 		}
-		rd = bytes.NewReader(b)
+		rd = bytes.NewReader(enc)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, path, rd)
 	if err != nil {
@@ -204,7 +213,7 @@ func (s *Store) call(ctx context.Context, method, path string, query url.Values,
 	}
 	req.URL.RawQuery = query.Encode()
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := s.client.Stream(req)
 	if err != nil {

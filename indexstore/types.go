@@ -171,8 +171,17 @@ type Task struct {
 	IsAsync        bool           `json:"is_async"`
 	RemoteJob      map[string]any `json:"remote_job,omitempty"`
 	Owner          *Owner         `json:"owner,omitempty"`
+	// IngestCounts are a BATCH_INGEST task's records so far; IngestFailures
+	// the first of its failed records (all are in the failures index).
+	IngestCounts   *IngestCounts   `json:"ingest_counts,omitempty"`
+	IngestFailures []IngestFailure `json:"ingest_failures,omitempty"`
+	// IngestTaskID is, on a batch task asked to ingest its results, the
+	// BATCH_INGEST task that does.
+	IngestTaskID string `json:"ingest_task_id,omitempty"`
 	// Batch is the sidecar's own bookkeeping of a batch job; never shown.
 	Batch *BatchState `json:"batch,omitempty"`
+	// Ingest is the sidecar's own bookkeeping of an ingestion; never shown.
+	Ingest *IngestState `json:"ingest,omitempty"`
 }
 
 // IsOpenBatch reports whether a task is a batch job the sidecar still
@@ -187,6 +196,7 @@ const (
 	TaskRegisterModel   = "REGISTER_MODEL"
 	TaskDeployModel     = "DEPLOY_MODEL"
 	TaskBatchPrediction = "BATCH_PREDICTION"
+	TaskBatchIngest     = "BATCH_INGEST"
 
 	TaskCreated     = "CREATED"
 	TaskRunning     = "RUNNING"
@@ -196,6 +206,9 @@ const (
 	TaskCancelled   = "CANCELLED"
 	TaskExpired     = "EXPIRED"
 	TaskUnreachable = "UNREACHABLE"
+	// TaskCompletedWithError is ML Commons' state of a task that ended with
+	// some of its work failed: an ingestion with failed records.
+	TaskCompletedWithError = "COMPLETED_WITH_ERROR"
 
 	InputRemote = "REMOTE"
 )
@@ -235,6 +248,92 @@ type BatchState struct {
 	// written first, so a replica that dies after the provider created the
 	// job leaves a task another replica finishes (see batch.Service).
 	Submission *Submission `json:"submission,omitempty"`
+	// Ingest, when set, ingests the job's results once it completes.
+	Ingest *IngestSpec `json:"ingest,omitempty"`
+}
+
+// IsOpenIngest reports whether a task is an ingestion still to finish.
+func (t *Task) IsOpenIngest() bool {
+	return t.TaskType == TaskBatchIngest && t.Ingest != nil && (t.State == TaskCreated || t.State == TaskRunning)
+}
+
+// IngestCounts are the records of an ingestion: committed (Total), indexed
+// and failed.
+type IngestCounts struct {
+	Total   int64 `json:"total"`
+	Indexed int64 `json:"indexed"`
+	Failed  int64 `json:"failed"`
+}
+
+// IngestFailure is one record an ingestion could not index. Source is the
+// index of its source in data_source.source, Line its 1-based line.
+type IngestFailure struct {
+	TaskID     string `json:"task_id,omitempty"`
+	Source     int    `json:"source"`
+	SourceName string `json:"source_name,omitempty"`
+	Line       int64  `json:"line"`
+	Reason     string `json:"reason"`
+	Status     int    `json:"status,omitempty"`
+	// Record is the start of the line as read (at most a KiB).
+	Record string `json:"record,omitempty"`
+	Time   int64  `json:"time,omitempty"`
+}
+
+// IngestState is what the sidecar keeps with a BATCH_INGEST task to run it,
+// resume it on any replica and share the work through leases. It is never
+// shown to callers.
+type IngestState struct {
+	// Request is the _batch_ingestion body without its credential.
+	Request json.RawMessage `json:"request"`
+	// Credential holds the data source's credential, each value encrypted
+	// with the master key.
+	Credential map[string]string `json:"credential,omitempty"`
+	// BaseURL is where OpenAI files are read (a connector's scheme and
+	// host, or the configured default).
+	BaseURL string `json:"base_url,omitempty"`
+	// Caller holds the caller's credentials (Authorization, Cookie),
+	// encrypted: the documents are written with the caller's rights.
+	// Dropped when the task ends.
+	Caller string `json:"caller,omitempty"`
+	// ErrorFiles are read after the sources: each of their lines is a
+	// record the provider failed (an OpenAI error file), a failure.
+	ErrorFiles []string `json:"error_files,omitempty"`
+	// Checkpoint is the committed position of every source.
+	Checkpoint IngestCheckpoint `json:"checkpoint"`
+	// NextRun is when a worker may start or resume the task (epoch ms).
+	NextRun    int64  `json:"next_run"`
+	LeaseOwner string `json:"lease_owner,omitempty"`
+	LeaseUntil int64  `json:"lease_until,omitempty"`
+	// Attempts counts runs that stopped before the end.
+	Attempts int `json:"attempts,omitempty"`
+}
+
+// IngestCheckpoint is what an ingestion has committed: per source, the
+// lines done and the byte offset to read on from, and their counts.
+type IngestCheckpoint struct {
+	Sources []IngestSourceCheckpoint `json:"sources"`
+	Total   int64                    `json:"total"`
+	Indexed int64                    `json:"indexed"`
+	Failed  int64                    `json:"failed"`
+	// Bytes is the sum of the committed offsets, for progress.
+	Size int64 `json:"size,omitempty"`
+}
+
+// IngestSourceCheckpoint is one source's committed position.
+type IngestSourceCheckpoint struct {
+	Offset int64 `json:"offset"`
+	Line   int64 `json:"line"`
+	Done   bool  `json:"done"`
+	// Size is the source's length in bytes, once known.
+	Size int64 `json:"size,omitempty"`
+}
+
+// IngestSpec is a batch job's request to ingest its results when it
+// completes: the _batch_ingestion body without data_source and credential,
+// and the caller's credentials, encrypted.
+type IngestSpec struct {
+	Request json.RawMessage `json:"request"`
+	Caller  string          `json:"caller,omitempty"`
 }
 
 // Submission is what resubmitting an interrupted batch submission needs.

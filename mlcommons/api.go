@@ -23,6 +23,7 @@ import (
 	"github.com/mlsidecar/mlsidecar/mlcommons/auth"
 	"github.com/mlsidecar/mlsidecar/mlcommons/batch"
 	"github.com/mlsidecar/mlsidecar/mlcommons/connector"
+	"github.com/mlsidecar/mlsidecar/mlcommons/ingest"
 	"github.com/mlsidecar/mlsidecar/mlcommons/outbound"
 	"github.com/mlsidecar/mlsidecar/mlcommons/secrets"
 )
@@ -31,6 +32,7 @@ import (
 type Store interface {
 	connector.Store
 	batch.Store
+	ingest.Store
 	ModelGroups() indexstore.Repo[indexstore.ModelGroup]
 	MasterKeys() indexstore.Repo[indexstore.MasterKey]
 	Controllers() indexstore.Repo[indexstore.Controller]
@@ -79,7 +81,10 @@ type Options struct {
 	// the API starts; ApplySettings changes them.
 	ModelAccessControl, ConnectorAccessControl bool
 
-	Batch      batch.Settings
+	Batch batch.Settings
+	// Ingest configures batch ingestion: its Store, Keys, Guard, NodeID,
+	// LeaseTTL, Logger, Registerer and Now are the API's.
+	Ingest     ingest.Options
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
@@ -98,6 +103,7 @@ type API struct {
 
 	connectors *connector.Service
 	batch      *batch.Service
+	ingest     *ingest.Service
 	remote     connector.Doer
 	nodeID     string
 	maxBody    int64
@@ -139,14 +145,21 @@ func New(o Options) *API {
 		o.Registerer.MustRegister(a.inflightBytes)
 	}
 	a.connectors = connector.New(connector.Options{Store: o.Store, Keys: a.keyring, Guard: o.Guard, Deploy: a.autoDeploy})
+	ing := o.Ingest
+	ing.Store, ing.Keys, ing.Guard, ing.NodeID, ing.LeaseTTL = o.Store, a.keyring, o.Guard, o.NodeID, o.Batch.LeaseTTL
+	ing.Logger, ing.Registerer, ing.Now = o.Logger, o.Registerer, o.Now
+	a.ingest = ingest.New(ing)
 	a.batch = batch.New(batch.Options{Store: o.Store, Binder: throttledBinder{a.connectors, a}, Remote: o.Remote, Settings: o.Batch,
-		NodeID: o.NodeID, Logger: o.Logger, Registerer: o.Registerer, Now: o.Now})
+		Ingester: a.ingest, NodeID: o.NodeID, Logger: o.Logger, Registerer: o.Registerer, Now: o.Now})
 	return a
 }
 
 // Worker is the batch worker of this API, for cmd to run once Bootstrap
 // has succeeded; owner must be unique to the process.
 func (a *API) Worker(owner string) *batch.Worker { return batch.NewWorker(a.batch, owner) }
+
+// IngestWorker is the ingestion worker of this API, run like Worker.
+func (a *API) IngestWorker(owner string) *ingest.Worker { return a.ingest.NewWorker(owner) }
 
 // Ready reports whether the API can serve requests.
 func (a *API) Ready() bool { return a.keys.Load() != nil }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/gorilla/mux"
+	"github.com/opensearch-project/opensearch-go/v4/opensearchapi"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mlsidecar/mlsidecar/config"
@@ -484,4 +486,18 @@ func decodeRaw[T any](t testing.TB, what string, raw json.RawMessage) T {
 		t.Fatalf("stored %s: %v", what, err)
 	}
 	return v
+}
+
+// The ingestion methods: the unit tests of this package start no
+// ingestion worker; e2e runs ingestions against a real node.
+func (s *fakeStore) CountOpenIngestTasks(context.Context) (int64, error) { return 0, nil }
+
+func (s *fakeStore) ScanDueIngestTasks(context.Context, time.Time, int, func([]indexstore.Hit[indexstore.Task]) error) error {
+	return nil
+}
+
+func (s *fakeStore) PutIngestFailures(context.Context, []indexstore.IngestFailure) error { return nil }
+
+func (s *fakeStore) CallerClient(http.Header) (*opensearchapi.Client, error) {
+	return nil, errors.New("fakeStore: no cluster")
 }

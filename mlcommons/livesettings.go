@@ -2,6 +2,7 @@ package mlcommons
 
 import (
 	"github.com/mlsidecar/mlsidecar/mlcommons/batch"
+	"github.com/mlsidecar/mlsidecar/mlcommons/ingest"
 	"github.com/mlsidecar/mlsidecar/mlcommons/mlerr"
 	"github.com/mlsidecar/mlsidecar/mlcommons/settings"
 )
@@ -24,6 +25,7 @@ func (a *API) ApplySettings(e *settings.Effective) {
 		rules.Rules = append(rules.Rules, batch.StatusRule{State: r.State, Regex: r.Regex})
 	}
 	a.batch.SetDynamic(batch.Dynamic{Enabled: e.OfflineBatchInference, MaxTasks: e.MaxBatchInferenceTasks, Status: rules})
+	a.ingest.SetDynamic(ingest.Dynamic{Enabled: e.OfflineBatchIngestion, MaxTasks: e.MaxBatchIngestionTasks})
 }
 
 // modelAccessControl is model_access_control_enabled in force.

@@ -1,6 +1,7 @@
 package mlcommons
 
 import (
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -23,6 +24,8 @@ type predictInput struct {
 	QueryText  *string        `json:"query_text"`
 	ActionType *string        `json:"action_type"`
 	DLQ        map[string]any `json:"dlq"`
+	// Ingest asks a batch job's results to be ingested when it completes.
+	Ingest json.RawMessage `json:"ingest"`
 }
 
 // predictAs serves a prediction route whose path means action:

@@ -100,6 +100,8 @@ func (a *API) routes() []routeSpec {
 	route("/controllers/{id}", "controllers/update", a.updateController, put)
 	route("/controllers/{id}", "controllers/delete", a.deleteController, del)
 
+	route("/_batch_ingestion", "batch_ingestion", a.batchIngestion, post)
+
 	route("/tasks/_search", "tasks/search", a.search(indexstore.Tasks), getOrPost, searchParams...)
 	route("/tasks/{id}/_cancel", "tasks/cancel", a.cancelBatch, post)
 	route("/tasks/{id}/_cancel_batch", "tasks/cancel", a.cancelBatch, post)

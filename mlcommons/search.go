@@ -129,13 +129,14 @@ func hasScript(v any) bool {
 
 // stripCredentials removes credential (and connector.credential) and the
 // sidecar's batch bookkeeping from every _source in a search answer: hits,
-// inner hits and top_hits aggregations.
+// inner hits and top_hits aggregations; the ingestion bookkeeping too.
 func stripCredentials(v any) {
 	switch t := v.(type) {
 	case map[string]any:
 		if src, ok := t["_source"].(map[string]any); ok {
 			delete(src, "credential")
 			delete(src, "batch")
+			delete(src, "ingest")
 			if c, ok := src["connector"].(map[string]any); ok {
 				delete(c, "credential")
 			}

@@ -42,10 +42,14 @@ func (a *API) batchPredict(r *http.Request, in *predictInput) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	spec, err := a.ingestSpec(r, in.Ingest)
+	if err != nil {
+		return nil, err
+	}
 	if err := a.checkModel(r.Context(), pathVar(r, "id"), errPredictDenied); err != nil {
 		return nil, err
 	}
-	sub, err := a.batch.Submit(r.Context(), pathVar(r, "id"), in.Parameters, dlq)
+	sub, err := a.batch.Submit(r.Context(), pathVar(r, "id"), in.Parameters, dlq, spec)
 	if err != nil {
 		return nil, err
 	}

@@ -128,13 +128,18 @@ type taskJSON struct {
 	IsAsync        bool              `json:"is_async"`
 	RemoteJob      map[string]any    `json:"remote_job,omitempty"`
 	Owner          *indexstore.Owner `json:"owner,omitempty"`
+	// The sidecar's own fields of ingestions (COMPATIBILITY.md).
+	IngestTaskID   string                     `json:"ingest_task_id,omitempty"`
+	IngestCounts   *indexstore.IngestCounts   `json:"ingest_counts,omitempty"`
+	IngestFailures []indexstore.IngestFailure `json:"ingest_failures,omitempty"`
 }
 
 func taskOut(t *indexstore.Task) *taskJSON {
 	return &taskJSON{ModelID: t.ModelID, TaskType: t.TaskType, FunctionName: t.FunctionName, State: t.State,
 		InputType: t.InputType, Progress: t.Progress, OutputIndex: t.OutputIndex, WorkerNode: t.WorkerNode,
 		CreateTime: t.CreateTime, LastUpdateTime: t.LastUpdateTime, Error: t.Error, IsAsync: t.IsAsync,
-		RemoteJob: t.RemoteJob, Owner: t.Owner}
+		RemoteJob: t.RemoteJob, Owner: t.Owner, IngestTaskID: t.IngestTaskID, IngestCounts: t.IngestCounts,
+		IngestFailures: t.IngestFailures}
 }
 
 // ownerOf is the caller as the owner of what it creates; nil on clusters

@@ -27,6 +27,7 @@ import (
 	"github.com/mlsidecar/mlsidecar/mlcommons"
 	"github.com/mlsidecar/mlsidecar/mlcommons/auth"
 	"github.com/mlsidecar/mlsidecar/mlcommons/batch"
+	"github.com/mlsidecar/mlsidecar/mlcommons/ingest"
 	"github.com/mlsidecar/mlsidecar/mlcommons/outbound"
 	"github.com/mlsidecar/mlsidecar/mlcommons/remote"
 	"github.com/mlsidecar/mlsidecar/mlcommons/settings"
@@ -97,7 +98,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Store: store, Guard: guard, Remote: engine, NodeID: cfg.NodeID,
 		MaxBodyBytes: cfg.MaxRequestBodyBytes, MaxInflightBodyBytes: cfg.MaxInflightMLBodyBytes, BodyReadTimeout: cfg.MLBodyReadTimeout,
 		Authorizer: authz, StoredKeyAllowed: cfg.AllowStoredMasterKey,
-		ModelAccessControl: cfg.ModelAccessControl, ConnectorAccessControl: cfg.ConnectorAccessControl, Batch: batchSettings(cfg), Logger: log, Registerer: reg, Now: time.Now,
+		ModelAccessControl: cfg.ModelAccessControl, ConnectorAccessControl: cfg.ConnectorAccessControl, Batch: batchSettings(cfg),
+		Ingest: ingest.Options{OpenAIBaseURL: cfg.IngestOpenAIURL, S3Endpoint: cfg.IngestS3Endpoint, Concurrency: cfg.IngestConcurrency},
+		Logger: log, Registerer: reg, Now: time.Now,
 	})
 	mlSettings, err := settings.New(settings.Options{
 		Repo: store.MLSettings(), Mode: cfg.MLSettings, Flags: mlSettingsFlags(cfg), Logger: log, Now: time.Now,
@@ -173,7 +176,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err := authz.Load(bgCtx); err != nil {
 			log.Warn("cannot read the cluster's security configuration yet", "err", err)
 		}
-		ml.Worker(cfg.NodeID + "/" + newRequestID()).Run(bgCtx)
+		owner := cfg.NodeID + "/" + newRequestID()
+		background.Go(func() error { ml.IngestWorker(owner).Run(bgCtx); return nil })
+		ml.Worker(owner).Run(bgCtx)
 		return nil
 	})
 

@@ -21,7 +21,7 @@ func TestSetDynamic(t *testing.T) {
 
 	t.Run("limit", func(t *testing.T) {
 		e.svc.SetDynamic(batch.Dynamic{Enabled: true, MaxTasks: 1, Status: statusRules()})
-		_, err := e.svc.Submit(ctx, modelID, map[string]any{"input_file_id": "file-abc"}, nil)
+		_, err := e.svc.Submit(ctx, modelID, map[string]any{"input_file_id": "file-abc"}, nil, nil)
 		assertMLError(t, err, http.StatusTooManyRequests, "status_exception", "")
 		e.svc.SetDynamic(batch.Dynamic{Enabled: true, MaxTasks: 2, Status: statusRules()})
 		e.submit()
@@ -30,7 +30,7 @@ func TestSetDynamic(t *testing.T) {
 	t.Run("disabled", func(t *testing.T) {
 		e.svc.SetDynamic(batch.Dynamic{Enabled: false, MaxTasks: 100, Status: statusRules()})
 		calls := len(e.Calls())
-		_, err := e.svc.Submit(ctx, modelID, map[string]any{"input_file_id": "file-abc"}, nil)
+		_, err := e.svc.Submit(ctx, modelID, map[string]any{"input_file_id": "file-abc"}, nil, nil)
 		assertMLError(t, err, http.StatusInternalServerError, "illegal_state_exception", disabledReason)
 		_, err = e.svc.Get(ctx, "open")
 		assertMLError(t, err, http.StatusInternalServerError, "illegal_state_exception", disabledReason)

@@ -8,6 +8,7 @@ package batch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -38,6 +39,16 @@ type Store interface {
 type Binder interface {
 	Bind(ctx context.Context, modelID string) (*connector.Bound, error)
 	FromTask(t *indexstore.Task) (*connector.Bound, error)
+}
+
+// Ingester starts the ingestion of a completed job's results
+// (*ingest.Service).
+type Ingester interface {
+	// Ingestible refuses, at submission, a job whose results it cannot
+	// ingest.
+	Ingestible(provider string) error
+	// FromJob creates, once, the ingestion of batch task id's results.
+	FromJob(ctx context.Context, id string, t *indexstore.Task) (string, error)
 }
 
 // Settings are the batch limits and polling rules, complete (see config).
@@ -79,6 +90,8 @@ type Options struct {
 	Binder   Binder
 	Remote   connector.Doer
 	Settings Settings
+	// Ingester ingests results of jobs asked to (nil: none can ask).
+	Ingester Ingester
 	// NodeID names this sidecar in worker_node.
 	NodeID     string
 	Logger     *slog.Logger
@@ -88,15 +101,16 @@ type Options struct {
 
 // Service is the batch lifecycle.
 type Service struct {
-	store   Store
-	binder  Binder
-	remote  connector.Doer
-	set     running
-	dynamic *atomic.Pointer[Dynamic]
-	nodeID  string
-	log     *slog.Logger
-	now     func() time.Time
-	metrics *metrics
+	store    Store
+	binder   Binder
+	remote   connector.Doer
+	ingester Ingester
+	set      running
+	dynamic  *atomic.Pointer[Dynamic]
+	nodeID   string
+	log      *slog.Logger
+	now      func() time.Time
+	metrics  *metrics
 }
 
 // running is the Settings a Service runs with. Its Status shadows
@@ -117,7 +131,7 @@ func (l liveRules) State(job map[string]any) string { return l.dynamic.Load().St
 func New(o Options) *Service {
 	dynamic := &atomic.Pointer[Dynamic]{}
 	dynamic.Store(&Dynamic{Enabled: true, MaxTasks: o.Settings.MaxTasks, Status: o.Settings.Status})
-	return &Service{store: o.Store, binder: o.Binder, remote: o.Remote,
+	return &Service{store: o.Store, binder: o.Binder, remote: o.Remote, ingester: o.Ingester,
 		set: running{Settings: o.Settings, Status: liveRules{dynamic}}, dynamic: dynamic, nodeID: o.NodeID,
 		log: o.Logger, now: o.Now, metrics: newMetrics(o.Registerer)}
 }
@@ -282,6 +296,9 @@ func (s *Service) refresh(ctx context.Context, id string, t *indexstore.Task, he
 			s.apply(cur, status)
 			cur.Batch.Failures = 0
 			cur.Error = ""
+			if err := s.startIngestion(ctx, id, cur); err != nil {
+				return err
+			}
 		}
 		cur.LastUpdateTime = now.UnixMilli()
 		if background {
@@ -304,6 +321,31 @@ func (s *Service) refresh(ctx context.Context, id string, t *indexstore.Task, he
 		return stored, failed, callErr
 	}
 	return stored, result, nil
+}
+
+// startIngestion creates, when a job asked to ingest its results has just
+// completed, the ingestion of those results, before the task says
+// COMPLETED: a replica that dies in between leaves the job RUNNING, the
+// next refresh sees it completed again, and the ingestion, whose id is
+// fixed by the task, is not created twice.
+func (s *Service) startIngestion(ctx context.Context, id string, t *indexstore.Task) error {
+	if t.State != indexstore.TaskCompleted || t.Batch.Ingest == nil || t.IngestTaskID != "" || s.ingester == nil {
+		return nil
+	}
+	ingestID, err := s.ingester.FromJob(ctx, id, t)
+	if e, ok := mlerr.From(err); ok && e.Status >= 400 && e.Status < 500 {
+		// It would fail again: the job is done, and says why its results
+		// are not ingested.
+		s.log.Warn("cannot ingest the results of a completed batch job", "task_id", id, "err", err)
+		t.Error = "The batch job completed; its results cannot be ingested: " + e.Reason
+		return nil
+	}
+	if err != nil {
+		// The task stays as it was; the next refresh tries again.
+		return fmt.Errorf("starting the ingestion of batch task %s: %w", id, err)
+	}
+	t.IngestTaskID = ingestID
+	return nil
 }
 
 // nextPollDelay backs off a failing provider: the interval doubles with each

@@ -259,7 +259,7 @@ func (e *env) callsSince(n int) []remote.Call { return e.Calls()[n:] }
 // submit submits a job for the test's model and answers the task id.
 func (e *env) submit() string {
 	e.t.Helper()
-	s, err := e.svc.Submit(context.Background(), modelID, map[string]any{"input_file_id": "file-abc"}, nil)
+	s, err := e.svc.Submit(context.Background(), modelID, map[string]any{"input_file_id": "file-abc"}, nil, nil)
 	if err != nil {
 		e.t.Fatalf("Submit: %v", err)
 	}
@@ -342,7 +342,7 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map
 
 func TestSubmitStoresRunningTask(t *testing.T) {
 	e := newEnv(t, settings())
-	got, err := e.svc.Submit(context.Background(), modelID, map[string]any{"input_file_id": "file-abc"}, nil)
+	got, err := e.svc.Submit(context.Background(), modelID, map[string]any{"input_file_id": "file-abc"}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +429,7 @@ func TestSubmitLimit(t *testing.T) {
 				e.tasks.Put("o"+string(rune('a'+i)), &indexstore.Task{TaskType: indexstore.TaskDeployModel, State: indexstore.TaskRunning})
 			}
 			before := len(e.tasks.IDs())
-			_, err := e.svc.Submit(context.Background(), modelID, map[string]any{"input_file_id": "file-abc"}, nil)
+			_, err := e.svc.Submit(context.Background(), modelID, map[string]any{"input_file_id": "file-abc"}, nil, nil)
 			if !tt.wantErr {
 				if err != nil {
 					t.Fatalf("got %v, want a submission", err)
@@ -485,7 +485,7 @@ func TestSubmitCountsUnsearchableTasksNearTheLimit(t *testing.T) {
 	for range settings().MaxTasks {
 		e.submit()
 	}
-	_, err := e.svc.Submit(context.Background(), modelID, map[string]any{"input_file_id": "file-abc"}, nil)
+	_, err := e.svc.Submit(context.Background(), modelID, map[string]any{"input_file_id": "file-abc"}, nil, nil)
 	assertMLError(t, err, http.StatusTooManyRequests, "status_exception", "")
 	if n, want := len(e.tasks.IDs()), settings().MaxTasks; n != want {
 		t.Errorf("got %d tasks, want %d", n, want)
@@ -495,7 +495,7 @@ func TestSubmitCountsUnsearchableTasksNearTheLimit(t *testing.T) {
 func TestSubmitProviderFails(t *testing.T) {
 	e := newEnv(t, settings())
 	e.provider(fail(errProvider))
-	_, err := e.svc.Submit(context.Background(), modelID, map[string]any{"input_file_id": "file-abc"}, nil)
+	_, err := e.svc.Submit(context.Background(), modelID, map[string]any{"input_file_id": "file-abc"}, nil, nil)
 	if !errors.Is(err, errProvider) {
 		t.Errorf("got %v, want the provider's error", err)
 	}
@@ -512,7 +512,7 @@ func TestSubmitAnswerNotAJob(t *testing.T) {
 		t.Run(body, func(t *testing.T) {
 			e := newEnv(t, settings())
 			e.provider(ok(body))
-			_, err := e.svc.Submit(context.Background(), modelID, map[string]any{"input_file_id": "file-abc"}, nil)
+			_, err := e.svc.Submit(context.Background(), modelID, map[string]any{"input_file_id": "file-abc"}, nil, nil)
 			assertMLError(t, err, http.StatusBadGateway, "status_exception", "")
 			if ids := e.tasks.IDs(); len(ids) != 0 {
 				t.Errorf("got tasks %v stored, want none", ids)
@@ -525,7 +525,7 @@ func TestSubmitAnswerNotAJob(t *testing.T) {
 func TestSubmitAnswerWithOnlyAResponseField(t *testing.T) {
 	e := newEnv(t, settings())
 	e.provider(ok(`{"response":"accepted"}`))
-	sub, err := e.svc.Submit(context.Background(), modelID, map[string]any{"input_file_id": "file-abc"}, nil)
+	sub, err := e.svc.Submit(context.Background(), modelID, map[string]any{"input_file_id": "file-abc"}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -555,7 +555,7 @@ func TestSubmitRefusals(t *testing.T) {
 			if tt.mutate != nil {
 				tt.mutate(e)
 			}
-			_, err := e.svc.Submit(context.Background(), tt.model, map[string]any{"input_file_id": "file-abc"}, nil)
+			_, err := e.svc.Submit(context.Background(), tt.model, map[string]any{"input_file_id": "file-abc"}, nil, nil)
 			if e, ok := mlerr.From(err); !ok || e.Status != tt.status || e.Reason != tt.reason {
 				t.Errorf("got %v, want %d %q", err, tt.status, tt.reason)
 			}
@@ -872,6 +872,6 @@ func TestTaskOutlivesItsModel(t *testing.T) {
 		t.Errorf("got state %s, want CANCELLING", got.State)
 	}
 	// The model is gone for new submissions.
-	_, err = e.svc.Submit(ctx, modelID, map[string]any{"input_file_id": "file-abc"}, nil)
+	_, err = e.svc.Submit(ctx, modelID, map[string]any{"input_file_id": "file-abc"}, nil, nil)
 	assertMLError(t, err, http.StatusNotFound, "status_exception", "Failed to find model")
 }

@@ -37,7 +37,8 @@ type Submitted struct {
 
 // Submit sends a batch job through the model's batch_predict action and
 // records the task that follows it. parameters are the caller's.
-func (s *Service) Submit(ctx context.Context, modelID string, parameters map[string]any, dlq map[string]string) (*Submitted, error) {
+// ingest, when not nil, ingests the job's results once it completes.
+func (s *Service) Submit(ctx context.Context, modelID string, parameters map[string]any, dlq map[string]string, ingest *indexstore.IngestSpec) (*Submitted, error) {
 	b, err := s.binder.Bind(ctx, modelID)
 	if err != nil {
 		return nil, err
@@ -54,6 +55,14 @@ func (s *Service) Submit(ctx context.Context, modelID string, parameters map[str
 	if err != nil {
 		return nil, err
 	}
+	if ingest != nil {
+		if s.ingester == nil {
+			return nil, mlerr.IllegalArgument("ingesting batch results is not configured")
+		}
+		if err := s.ingester.Ingestible(c.Provider); err != nil {
+			return nil, err
+		}
+	}
 	now := s.now()
 	// The lease covers the provider call and then LeaseTTL for the writes
 	// after it; a replica that dies loses the submission after that.
@@ -65,7 +74,7 @@ func (s *Service) Submit(ctx context.Context, modelID string, parameters map[str
 		CreateTime: now.UnixMilli(), LastUpdateTime: now.UnixMilli(), Owner: b.Model.Owner,
 		Batch: &indexstore.BatchState{Provider: c.Provider, Connector: &snapshot, ClientKey: b.ClientKey,
 			ModelGroupID: b.Model.ModelGroupID, NextPoll: leased, LeaseOwner: s.nodeID, LeaseUntil: leased,
-			Submission: &indexstore.Submission{Parameters: parameters, Key: key, DLQ: dlq}},
+			Submission: &indexstore.Submission{Parameters: parameters, Key: key, DLQ: dlq}, Ingest: ingest},
 	}
 	// From here the submission runs to its end whatever the caller does:
 	// its outcome must be written. Every call below has its own deadline.

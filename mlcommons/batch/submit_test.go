@@ -83,7 +83,7 @@ func TestUnansweredSubmissionFoundByTheWorker(t *testing.T) {
 		sent = string(c.Body)
 		return nil, errLost
 	})
-	sub, err := e.svc.Submit(context.Background(), modelID, map[string]any{"input_file_id": "file-abc"}, nil)
+	sub, err := e.svc.Submit(context.Background(), modelID, map[string]any{"input_file_id": "file-abc"}, nil, nil)
 	if err != nil || sub.TaskID == "" || sub.RemoteJob != nil {
 		t.Fatalf("got %+v, %v; want a task id and no job", sub, err)
 	}
@@ -172,7 +172,7 @@ func TestInterruptedSubmissionResubmitted(t *testing.T) {
 // submitLost submits with the provider's answer lost and answers the task.
 func (e *env) submitLost() string {
 	e.t.Helper()
-	sub, err := e.svc.Submit(context.Background(), modelID, map[string]any{"input_file_id": "file-abc"}, nil)
+	sub, err := e.svc.Submit(context.Background(), modelID, map[string]any{"input_file_id": "file-abc"}, nil, nil)
 	if err != nil || sub.RemoteJob != nil {
 		e.t.Fatalf("Submit: %+v, %v; want a task without a job", sub, err)
 	}
@@ -185,7 +185,7 @@ func TestResumedBedrockSubmissionRepeatsItsToken(t *testing.T) {
 		`{"jobName": "${parameters.job}", "modelId": "m"}`)
 	arn := "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abc123def456"
 	e.provider(answers(fail(errLost), ok(`{"jobArn":"`+arn+`"}`)))
-	sub, err := e.svc.Submit(context.Background(), modelID, map[string]any{"job": "nightly"}, nil)
+	sub, err := e.svc.Submit(context.Background(), modelID, map[string]any{"job": "nightly"}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestResumedSageMakerSubmissionAdoptsItsJob(t *testing.T) {
 	arn := "arn:aws:sagemaker:us-east-1:123456789012:transform-job/nightly-7"
 	inUse := mlerr.Provider(http.StatusBadRequest, "%s", `Error from remote service: {"__type":"ResourceInUse","message":"Job name must be unique within an AWS account and region, and a job with this name already exists (`+arn+`)"}`)
 	e.provider(answers(fail(errLost), fail(inUse)))
-	sub, err := e.svc.Submit(context.Background(), modelID, map[string]any{"name": "nightly-7"}, nil)
+	sub, err := e.svc.Submit(context.Background(), modelID, map[string]any{"name": "nightly-7"}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestUnansweredSubmissionWithoutKey(t *testing.T) {
 	e := newEnv(t, settings())
 	e.useProvider("cohere", "https://api.cohere.com/v1/embed-jobs", `{"dataset_id": "${parameters.dataset}"}`)
 	e.provider(fail(errLost))
-	_, err := e.svc.Submit(context.Background(), modelID, map[string]any{"dataset": "d1"}, nil)
+	_, err := e.svc.Submit(context.Background(), modelID, map[string]any{"dataset": "d1"}, nil, nil)
 	if !errors.Is(err, remote.ErrUnanswered) {
 		t.Fatalf("got %v, want the lost answer", err)
 	}
@@ -284,7 +284,7 @@ func TestRefusedSubmissionLeavesNoTask(t *testing.T) {
 	e := newEnv(t, settings())
 	refused := mlerr.Provider(http.StatusBadRequest, "%s", `Error from remote service: {"error":{"message":"Invalid input_file_id"}}`)
 	e.provider(fail(refused))
-	_, err := e.svc.Submit(context.Background(), modelID, map[string]any{"input_file_id": "file-abc"}, nil)
+	_, err := e.svc.Submit(context.Background(), modelID, map[string]any{"input_file_id": "file-abc"}, nil, nil)
 	if !errors.Is(err, refused) {
 		t.Fatalf("got %v, want the refusal", err)
 	}
