@@ -87,13 +87,14 @@ type ndjson []byte
 
 // CallerClient is a client of the cluster that carries header (the
 // caller's Authorization and Cookie) and none of the sidecar's
-// credentials: what it writes, it writes with the caller's rights.
+// credentials, not even its client certificate: what it writes, it writes
+// with the caller's rights.
 func (s *Store) CallerClient(header http.Header) (*opensearchapi.Client, error) {
 	noDiscovery := false
 	return opensearchapi.NewClient(opensearchapi.Config{Client: opensearch.Config{
 		Addresses:             []string{s.upstream},
 		Header:                header.Clone(),
-		Transport:             s.transport,
+		Transport:             s.callerTransport,
 		MaxRetries:            3,
 		RetryBackoff:          retryBackoff,
 		DiscoverNodesOnStart:  &noDiscovery,

@@ -79,11 +79,13 @@ type Options struct {
 
 // Store reads and writes the sidecar's documents.
 type Store struct {
-	client    *opensearch.Client
-	upstream  string
-	transport http.RoundTripper
-	prefix    string
-	timeout   time.Duration
+	client   *opensearch.Client
+	upstream string
+	// callerTransport is the transport of CallerClient: the sidecar's, less
+	// its client certificate.
+	callerTransport http.RoundTripper
+	prefix          string
+	timeout         time.Duration
 }
 
 // New returns a Store using the sidecar's own credentials.
@@ -108,7 +110,11 @@ func New(o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opensearch client: %w", err)
 	}
-	return &Store{client: c, upstream: o.Upstream.String(), transport: t, prefix: o.Prefix, timeout: o.CallTimeout}, nil
+	ct := t.Clone()
+	if ct.TLSClientConfig != nil {
+		ct.TLSClientConfig.Certificates, ct.TLSClientConfig.GetClientCertificate = nil, nil
+	}
+	return &Store{client: c, upstream: o.Upstream.String(), callerTransport: ct, prefix: o.Prefix, timeout: o.CallTimeout}, nil
 }
 
 // retryBackoff spreads the transport's retries of one request (502, 503,

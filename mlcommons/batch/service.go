@@ -49,6 +49,9 @@ type Ingester interface {
 	Ingestible(provider string) error
 	// FromJob creates, once, the ingestion of batch task id's results.
 	FromJob(ctx context.Context, id string, t *indexstore.Task) (string, error)
+	// DeadLetter writes a failed or unreachable job's summary to its dlq;
+	// unreachable is why it could not be reached, "" when it failed.
+	DeadLetter(ctx context.Context, t *indexstore.Task, unreachable string) error
 }
 
 // Settings are the batch limits and polling rules, complete (see config).
@@ -290,6 +293,7 @@ func (s *Service) refresh(ctx context.Context, id string, t *indexstore.Task, he
 				if cur.Batch.Failures >= s.set.MaxPollFailures {
 					cur.State = indexstore.TaskUnreachable
 					cur.Error = "Unable to reach the batch job: " + mlerr.Reason(callErr)
+					s.deadLetter(ctx, id, cur, mlerr.Reason(callErr))
 				}
 			}
 		} else {
@@ -298,6 +302,9 @@ func (s *Service) refresh(ctx context.Context, id string, t *indexstore.Task, he
 			cur.Error = ""
 			if err := s.startIngestion(ctx, id, cur); err != nil {
 				return err
+			}
+			if background && cur.State == indexstore.TaskFailed && before != indexstore.TaskFailed {
+				s.deadLetter(ctx, id, cur, "")
 			}
 		}
 		cur.LastUpdateTime = now.UnixMilli()
@@ -346,6 +353,24 @@ func (s *Service) startIngestion(ctx context.Context, id string, t *indexstore.T
 	}
 	t.IngestTaskID = ingestID
 	return nil
+}
+
+// deadLetter writes the job's DLQ object, as ML Commons does when a
+// background refresh finds a job failed or unreachable, before the task
+// says so: a replica that dies in between writes the same object again.
+// A write that fails is told in the task's error, and never holds the
+// state back.
+func (s *Service) deadLetter(ctx context.Context, id string, t *indexstore.Task, unreachable string) {
+	if s.ingester == nil {
+		return
+	}
+	if err := s.ingester.DeadLetter(ctx, t, unreachable); err != nil {
+		s.log.Warn("cannot write a batch job's dead-letter object", "task_id", id, "err", err)
+		if t.Error != "" {
+			t.Error += "; "
+		}
+		t.Error += "the DLQ object could not be written: " + mlerr.Reason(err)
+	}
 }
 
 // nextPollDelay backs off a failing provider: the interval doubles with each
