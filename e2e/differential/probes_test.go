@@ -225,6 +225,17 @@ var probes = []probe{
 	{name: "profile/models", method: "GET", path: "/profile/models"},
 	{name: "profile/tasks", method: "GET", path: "/profile/tasks"},
 
+	// Batch ingestion: the request checks (ML Commons 2.19 validates at
+	// submission; a source it cannot read fails the task later).
+	{name: "ingest/empty-body", method: "POST", path: "/_batch_ingestion"},
+	{name: "ingest/no-index", method: "POST", path: "/_batch_ingestion", body: `{"field_map":{"a":"$.a"},"data_source":{"type":"s3","source":["s3://bucket/key"]}}`},
+	{name: "ingest/no-data-source", method: "POST", path: "/_batch_ingestion", body: `{"index_name":"diff-ingest","field_map":{"a":"$.a"}}`},
+	{name: "ingest/null-credential", method: "POST", path: "/_batch_ingestion", body: `{"index_name":"diff-ingest","field_map":{"a":"$.a"},"credential":null,"data_source":{"type":"s3","source":["s3://bucket/key"]}}`},
+	{name: "ingest/no-type", method: "POST", path: "/_batch_ingestion", body: `{"index_name":"diff-ingest","field_map":{"a":"$.a"},"credential":{},"data_source":{"source":["s3://bucket/key"]}}`},
+	{name: "ingest/empty-s3", method: "POST", path: "/_batch_ingestion", body: `{"index_name":"diff-ingest","field_map":{"a":"$.a"},"credential":{},"data_source":{"type":"s3","source":[]}}`},
+	{name: "ingest/bad-s3-uri", method: "POST", path: "/_batch_ingestion", body: `{"index_name":"diff-ingest","field_map":{"a":"$.a"},"credential":{},"data_source":{"type":"s3","source":["http://bucket/key","s3://ok/key"]}}`},
+	{name: "ingest/submit", method: "POST", path: "/_batch_ingestion", body: `{"index_name":"diff-ingest","field_map":{"a":"$.a"},"credential":{"access_key":"AKIAEXAMPLE","secret_key":"secret","region":"us-east-1"},"data_source":{"type":"s3","source":["s3://diff-no-such-bucket/out.jsonl"]}}`},
+
 	// APIs of ML Commons that mlsidecar does not serve.
 	{name: "unsupported/agents-register", method: "POST", path: "/agents/_register", body: `{"name":"a","type":"flow","tools":[]}`},
 	{name: "unsupported/agents-get", method: "GET", path: "/agents/" + unknownID},
