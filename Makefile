@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin/mlsidecar
 PKGS     = $(shell $(GO) list ./... | grep -v /e2e)
 
-.PHONY: all build run test vet unit e2e differential os-fetch fuzz fuzz-short bench-proxy bench-batch clean
+.PHONY: all build run test vet unit e2e differential os-fetch fuzz fuzz-short bench-proxy bench-batch bench-ingest clean
 
 all: build
 
@@ -73,6 +73,16 @@ bench-proxy: build
 # prints ratios to the double alone. Not part of `make test`.
 bench-batch: build os-fetch
 	MLSIDECAR_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -count=1 -timeout 60m -v -run 'TestBenchBatch|TestBatchTwoReplicasShareAndTakeOver' ./e2e/
+
+# Batch ingestion: BENCH_INGEST_LINES (default 1000000) output lines of a
+# 384-dimension embedding job into a fresh index through _batch_ingestion,
+# from an OpenAI file, from S3 and with the working replica killed halfway,
+# each next to opensearch-go's BulkIndexer writing the same documents straight
+# to the node; prints docs/s, ratios to it and mlsidecar's peak RSS, asserts
+# only one document per line. Needs the S3 server (bash e2e/s3server/install.sh)
+# and about 20 KB of disk per line. Not part of `make test`.
+bench-ingest: build os-fetch
+	MLSIDECAR_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -count=1 -timeout 240m -v -run 'TestBenchIngest' ./e2e/bench/ingest/
 
 clean:
 	rm -rf bin e2e/opensearch/target .run

@@ -26,6 +26,9 @@ type Doc struct {
 	// Body is the bulk item's source line: the fields, or
 	// {"doc":fields,"upsert":fields} for an update.
 	Body []byte
+	// Record, when set, is kept with the document's failure, should the
+	// cluster reject it: the start of the line it came from.
+	Record []byte
 }
 
 // Failure is a line that could not become a document. It is a record of

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -240,6 +241,7 @@ func (r *run) readSource(ctx context.Context, w *Writer, i int, from SourceProgr
 			_ = r.tracker.Line(i, line, start, 0)
 		default:
 			_ = r.tracker.Line(i, line, start, 1)
+			doc.Record = bytes.Clone(data[:min(len(data), maxRecordBytes)])
 			if err := w.Add(ctx, *doc); err != nil {
 				return &stop{err: err}
 			}
@@ -331,7 +333,7 @@ func (r *run) answered(res Result) {
 		r.indexed++
 		r.fmu.Unlock()
 	case Rejected:
-		r.addFailure(context.Background(), res.Source, res.Line, nil,
+		r.addFailure(context.Background(), res.Source, res.Line, res.Record,
 			fmt.Sprintf("the cluster rejected document %s: %s", res.ID, res.Reason), res.Status)
 	}
 }
@@ -507,9 +509,9 @@ func describe(err error) string {
 	return err.Error()
 }
 
-// retryDelay backs off runs that stopped: 5 s doubling to at most 5 min.
+// retryDelay backs off runs that stopped: 2 s doubling to at most 5 min.
 func retryDelay(attempts int) time.Duration {
-	return min(5*time.Second<<min(attempts, 6), 5*time.Minute)
+	return min(2*time.Second<<min(attempts, 8), 5*time.Minute)
 }
 
 func fromCheckpoint(c indexstore.IngestCheckpoint) Progress {

@@ -85,7 +85,6 @@ func (w *Worker) start(ctx context.Context, h indexstore.Hit[indexstore.Task]) {
 	if t.State == indexstore.TaskCreated {
 		t.State = indexstore.TaskRunning
 	}
-	t.WorkerNode = []string{w.s.o.NodeID}
 	t.LastUpdateTime = w.s.o.Now().UnixMilli()
 	res, err := w.s.o.Store.Tasks().Replace(ctx, h.ID, h.Version, t, indexstore.NoWait)
 	if err != nil {

@@ -53,6 +53,7 @@ type Result struct {
 	Outcome Outcome
 	Status  int    // the item's HTTP status, 0 when the request got none
 	Reason  string // why it was not indexed
+	Record  []byte // the Doc's Record
 }
 
 // WriterOptions configure a Writer. Zero values take the defaults shown.
@@ -106,6 +107,7 @@ type ref struct {
 	source int
 	line   int64
 	id     string
+	record []byte
 }
 
 // resend is an item waiting to be sent again.
@@ -208,7 +210,7 @@ func (w *Writer) Add(ctx context.Context, d Doc) error {
 	w.mu.Lock()
 	w.seq++
 	seq := w.seq
-	w.pending[seq] = ref{source: d.Source, line: d.Line, id: d.ID}
+	w.pending[seq] = ref{source: d.Source, line: d.Line, id: d.ID, record: d.Record}
 	w.mu.Unlock()
 	if err := w.bi.Add(ctx, w.item(seq, d)); err != nil {
 		w.mu.Lock()
@@ -303,7 +305,7 @@ func (w *Writer) finish(seq uint64, out Outcome, status int, reason string) {
 	delete(w.pending, seq)
 	w.mu.Unlock()
 	if ok {
-		w.o.OnResult(Result{Source: r.source, Line: r.line, ID: r.id, Outcome: out, Status: status, Reason: reason})
+		w.o.OnResult(Result{Source: r.source, Line: r.line, ID: r.id, Outcome: out, Status: status, Reason: reason, Record: r.record})
 	}
 }
 
