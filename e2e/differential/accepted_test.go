@@ -42,6 +42,8 @@ var acceptedDifferences = []accepted{
 	{probe: "stats/all", path: "nodes.<node>.*", why: "per-replica action counts: failures are counted (genuine creates a model's failure count without counting), and what the probes before did differs by side", compat: "Behaviour: Stats and profile"},
 	{probe: "profile/*", path: "nodes.<node>.models.*", why: "profile summarises a replica's last 100 predictions of each deployed remote model (model_inference_stats, predict_request_stats); genuine 2.19.6 shows no remote models there", compat: "Behaviour: Stats and profile"},
 	{probe: "controller/get-none", path: "error*reason", why: "before any controller exists genuine has no controller index and answers the index-less text; mlsidecar creates its indices at start-up and answers the text genuine gives once the index exists", compat: "Status codes: GET / DELETE /controllers/<id> before any controller was ever created"},
+	{probe: "ingest/empty-body", path: envelope, why: "an empty _batch_ingestion body is 400 parse_exception with 2.19's reason (genuine: 500 i_o_exception)", compat: "Batch ingestion: Empty body"},
+	{probe: "ingest/null-credential", path: "*", why: "genuine 2.19.6 accepts \"credential\": null and makes a task that cannot read its source; mlsidecar answers the 400 its validation text names (\"credential or connector_id cannot be null\")", compat: "Batch ingestion: credential null"},
 	{probe: "unsupported/*", path: "*", why: "mlsidecar serves connectors, remote models, model groups, predict, batch predict and tasks only; agents, memory, tools, training and local models are not implemented", compat: "Remote inference: Guardrails, interface schema validation, streaming and the execute action"},
 }
 
