@@ -77,6 +77,22 @@ func (s *Store) PutIngestFailures(ctx context.Context, fs []IngestFailure) error
 	return nil
 }
 
+// ScanIngestFailures visits the failure records of a task in the order of
+// their source and line, the ones just written included.
+func (s *Store) ScanIngestFailures(ctx context.Context, taskID string, pageSize int, visit func([]IngestFailure) error) error {
+	if err := s.do(ctx, http.MethodPost, "/"+s.Index(BatchFailures)+"/_refresh", nil, nil, nil); err != nil {
+		return err
+	}
+	sort := []any{map[string]any{"source": "asc"}, map[string]any{"line": "asc"}}
+	return scanSorted(ctx, s, BatchFailures, term("task_id", taskID), sort, pageSize, func(hits []Hit[IngestFailure]) error {
+		fs := make([]IngestFailure, len(hits))
+		for i, h := range hits {
+			fs[i] = *h.Doc
+		}
+		return visit(fs)
+	})
+}
+
 // FailureID is the id of the failure record of a task's source and line.
 func FailureID(taskID string, source int, line int64) string {
 	return fmt.Sprintf("%s_%d_%d", taskID, source, line)

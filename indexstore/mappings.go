@@ -95,7 +95,8 @@ func mappings(c Collection) map[string]any {
 			"ingest": map[string]any{"properties": map[string]any{
 				"request": opaque(), "credential": opaque(), "base_url": map[string]any{"type": "keyword", "index": false},
 				"caller":      map[string]any{"type": "keyword", "index": false, "doc_values": false},
-				"error_files": opaque(), "checkpoint": opaque(), "next_run": long(), "lease_owner": keyword(),
+				"error_files": opaque(), "missing_outputs": opaque(), "provider": map[string]any{"type": "keyword", "index": false},
+				"dlq": opaque(), "checkpoint": opaque(), "next_run": long(), "lease_owner": keyword(),
 				"lease_until": long(), "attempts": integer(),
 			}},
 		}

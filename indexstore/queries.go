@@ -209,6 +209,11 @@ func (s *Store) ids(ctx context.Context, c Collection, query any) ([]string, err
 // scroll: a consistent view however many documents match, with the version
 // of each so the caller can update it with optimistic concurrency.
 func scan[T any](ctx context.Context, s *Store, c Collection, query any, pageSize int, visit func([]Hit[T]) error) error {
+	return scanSorted(ctx, s, c, query, []any{"_doc"}, pageSize, visit)
+}
+
+// scanSorted is scan in the order of sort.
+func scanSorted[T any](ctx context.Context, s *Store, c Collection, query any, sort []any, pageSize int, visit func([]Hit[T]) error) error {
 	type page struct {
 		ScrollID string `json:"_scroll_id"`
 		Hits     struct {
@@ -222,7 +227,7 @@ func scan[T any](ctx context.Context, s *Store, c Collection, query any, pageSiz
 	}
 	var p page
 	q := url.Values{"scroll": {"1m"}}
-	body := map[string]any{"query": query, "size": pageSize, "seq_no_primary_term": true, "sort": []string{"_doc"}}
+	body := map[string]any{"query": query, "size": pageSize, "seq_no_primary_term": true, "sort": sort}
 	if err := s.do(ctx, http.MethodPost, "/"+s.Index(c)+"/_search", q, body, &p); err != nil {
 		return err
 	}

@@ -279,6 +279,14 @@ type IngestFailure struct {
 	Time   int64  `json:"time,omitempty"`
 }
 
+// IngestDLQ is an S3 bucket that receives the failed records.
+type IngestDLQ struct {
+	Bucket string `json:"bucket"`
+	Region string `json:"region"`
+	// Name is the job's name, which names the object.
+	Name string `json:"name"`
+}
+
 // IngestState is what the sidecar keeps with a BATCH_INGEST task to run it,
 // resume it on any replica and share the work through leases. It is never
 // shown to callers.
@@ -298,6 +306,16 @@ type IngestState struct {
 	// ErrorFiles are read after the sources: each of their lines is a
 	// record the provider failed (an OpenAI error file), a failure.
 	ErrorFiles []string `json:"error_files,omitempty"`
+	// MissingOutputs are read last: each is an input object the job wrote
+	// no output for (a SageMaker input without its .out), one failure.
+	MissingOutputs []string `json:"missing_outputs,omitempty"`
+	// Provider is the batch job's provider when the ingestion loads a job's
+	// results: its lines the provider failed (Bedrock error records)
+	// become failures.
+	Provider string `json:"provider,omitempty"`
+	// DLQ is the batch job's dead-letter queue: when the ingestion ends,
+	// its failed records are written there.
+	DLQ *IngestDLQ `json:"dlq,omitempty"`
 	// Checkpoint is the committed position of every source.
 	Checkpoint IngestCheckpoint `json:"checkpoint"`
 	// NextRun is when a worker may start or resume the task (epoch ms).

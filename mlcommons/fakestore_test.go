@@ -498,6 +498,10 @@ func (s *fakeStore) ScanDueIngestTasks(context.Context, time.Time, int, func([]i
 
 func (s *fakeStore) PutIngestFailures(context.Context, []indexstore.IngestFailure) error { return nil }
 
+func (s *fakeStore) ScanIngestFailures(context.Context, string, int, func([]indexstore.IngestFailure) error) error {
+	return nil
+}
+
 func (s *fakeStore) CallerClient(http.Header) (*opensearchapi.Client, error) {
 	return nil, errors.New("fakeStore: no cluster")
 }

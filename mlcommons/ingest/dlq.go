@@ -1,13 +1,17 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/mlsidecar/mlsidecar/indexstore"
 )
@@ -46,6 +50,113 @@ func (s *Service) DeadLetter(ctx context.Context, t *indexstore.Task, unreachabl
 		return (&s3Object{uri: "s3://" + bucket + "/BatchJobFailure_" + name}).describe(err)
 	}
 	return nil
+}
+
+// deadLetterFailures writes every failed record of an ingestion that loaded
+// a job's results to the job's dead-letter queue, as one JSON line each in
+// source and line order: BatchIngestionFailures_<job name>.jsonl. ML
+// Commons has no such object; it is the per-record half of its DLQ. The
+// key is fixed by the job, so writing it again replaces it.
+func (s *Service) deadLetterFailures(ctx context.Context, taskID string, dlq *indexstore.IngestDLQ, cred map[string]string) error {
+	var o S3Options
+	o.SetCredential(cred)
+	o.Region = dlq.Region
+	key := "BatchIngestionFailures_" + dlq.Name + ".jsonl"
+	up := &multipartUpload{client: s.s3Client(o), bucket: dlq.Bucket, key: key}
+	err := s.o.Store.ScanIngestFailures(ctx, taskID, 500, func(fs []indexstore.IngestFailure) error {
+		for _, f := range fs {
+			f.TaskID, f.Time = "", 0
+			line, err := json.Marshal(f)
+			if err != nil {
+				return err
+			}
+			if err := up.write(ctx, append(line, '\n')); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = up.close(ctx)
+	} else {
+		up.abort()
+	}
+	if err != nil {
+		return (&s3Object{uri: "s3://" + dlq.Bucket + "/" + key}).describe(err)
+	}
+	return nil
+}
+
+// multipartUpload writes an object of unknown size in parts of partBytes
+// held in memory, one at a time; an object smaller than one part is one
+// PutObject.
+type multipartUpload struct {
+	client      *s3.Client
+	bucket, key string
+	buf         bytes.Buffer
+	id          *string
+	parts       []types.CompletedPart
+}
+
+// partBytes is the size of each part but the last (S3's minimum is 5 MiB).
+const partBytes = 8 << 20
+
+func (u *multipartUpload) write(ctx context.Context, p []byte) error {
+	u.buf.Write(p)
+	if u.buf.Len() < partBytes {
+		return nil
+	}
+	return u.flush(ctx)
+}
+
+func (u *multipartUpload) flush(ctx context.Context) error {
+	if u.id == nil {
+		out, err := u.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &u.bucket, Key: &u.key})
+		if err != nil {
+			return err
+		}
+		u.id = out.UploadId
+	}
+	n := int32(len(u.parts) + 1)
+	out, err := u.client.UploadPart(ctx, &s3.UploadPartInput{Bucket: &u.bucket, Key: &u.key, UploadId: u.id,
+		PartNumber: &n, Body: bytes.NewReader(u.buf.Bytes())})
+	if err != nil {
+		return err
+	}
+	u.parts = append(u.parts, types.CompletedPart{ETag: out.ETag, PartNumber: &n})
+	u.buf.Reset()
+	return nil
+}
+
+func (u *multipartUpload) close(ctx context.Context) error {
+	if u.id == nil {
+		_, err := u.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &u.bucket, Key: &u.key,
+			Body: bytes.NewReader(u.buf.Bytes()), ContentType: aws.String("application/x-ndjson")})
+		return err
+	}
+	if u.buf.Len() > 0 {
+		if err := u.flush(ctx); err != nil {
+			u.abort()
+			return err
+		}
+	}
+	_, err := u.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &u.bucket, Key: &u.key,
+		UploadId: u.id, MultipartUpload: &types.CompletedMultipartUpload{Parts: u.parts}})
+	if err != nil {
+		u.abort()
+	}
+	return err
+}
+
+// abort gives up a started upload, on a context of its own: the parts
+// would otherwise be kept, and billed, by the store.
+func (u *multipartUpload) abort() {
+	if u.id == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _ = u.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &u.bucket, Key: &u.key, UploadId: u.id})
 }
 
 // jobName is what ML Commons names a job's DLQ object by: TransformJobName

@@ -83,8 +83,19 @@ func (s *Service) FromJob(ctx context.Context, batchTaskID string, t *indexstore
 		if sources, err = s.listOut(ctx, cred, strings.TrimSuffix(out, "/")+"/", ""); err != nil {
 			return "", err
 		}
+		if st.MissingOutputs, err = s.missingOutputs(ctx, cred, t.RemoteJob, sources); err != nil {
+			return "", err
+		}
 	default:
 		return "", JobIngestible(b.Provider)
+	}
+	st.Provider = provider.Named(b.Provider).Name()
+	if dlq, _ := t.RemoteJob["dlq"].(map[string]any); dlq != nil {
+		bucket, _ := dlq["bucket"].(string)
+		region, _ := dlq["region"].(string)
+		if bucket != "" && region != "" {
+			st.DLQ = &indexstore.IngestDLQ{Bucket: bucket, Region: region, Name: jobName(t.RemoteJob)}
+		}
 	}
 	if st.Credential, err = s.o.Keys().EncryptMap(cred); err != nil {
 		return "", err
@@ -118,32 +129,75 @@ func nested(m map[string]any, keys ...string) string {
 
 // listOut lists the .out objects under an s3:// prefix, but skip.
 func (s *Service) listOut(ctx context.Context, cred map[string]string, prefix, skip string) ([]string, error) {
-	bucket, key, err := ParseS3URI(prefix)
+	var out []string
+	err := s.listKeys(ctx, cred, prefix, func(bucket, key string) {
+		if strings.HasSuffix(key, ".out") && urlpath.Base(key) != skip {
+			out = append(out, "s3://"+bucket+"/"+key)
+		}
+	})
 	if err != nil {
 		return nil, err
-	}
-	var o S3Options
-	o.SetCredential(cred)
-	client := s.s3Client(o)
-	var out []string
-	p := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(key)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, (&s3Object{uri: prefix}).describe(err)
-		}
-		for _, obj := range page.Contents {
-			k := aws.ToString(obj.Key)
-			if strings.HasSuffix(k, ".out") && urlpath.Base(k) != skip {
-				out = append(out, "s3://"+bucket+"/"+k)
-			}
-		}
 	}
 	sort.Strings(out)
 	if len(out) == 0 {
 		return nil, mlerr.Status(http.StatusNotFound, "The batch job wrote no output under %s", prefix)
 	}
 	return out, nil
+}
+
+// missingOutputs are the input objects of a SageMaker transform job that
+// have no .out among outputs. SageMaker writes
+// <S3OutputPath>/<key relative to the input prefix's folder>.out for each
+// input object that succeeded as a whole; an input without one is records
+// the job did not answer, which the ingestion reports instead of leaving
+// out silently. A manifest input is not listed: its keys are the job's own.
+func (s *Service) missingOutputs(ctx context.Context, cred map[string]string, job map[string]any, outputs []string) ([]string, error) {
+	in := nested(job, "TransformInput", "DataSource", "S3DataSource", "S3Uri")
+	if in == "" || nested(job, "TransformInput", "DataSource", "S3DataSource", "S3DataType") == "ManifestFile" {
+		return nil, nil
+	}
+	outPrefix := strings.TrimSuffix(nested(job, "TransformOutput", "S3OutputPath"), "/") + "/"
+	have := make(map[string]bool, len(outputs))
+	for _, o := range outputs {
+		have[o] = true
+	}
+	_, prefixKey, err := ParseS3URI(in)
+	if err != nil {
+		return nil, nil // not an S3 location this sidecar can list: nothing to compare
+	}
+	folder := prefixKey[:strings.LastIndex(prefixKey, "/")+1]
+	var missing []string
+	err = s.listKeys(ctx, cred, in, func(bucket, key string) {
+		if strings.HasSuffix(key, "/") {
+			return // a folder marker, no input
+		}
+		if !have[outPrefix+strings.TrimPrefix(key, folder)+".out"] {
+			missing = append(missing, "s3://"+bucket+"/"+key)
+		}
+	})
+	sort.Strings(missing)
+	return missing, err
+}
+
+// listKeys visits the keys under an s3:// prefix.
+func (s *Service) listKeys(ctx context.Context, cred map[string]string, prefix string, visit func(bucket, key string)) error {
+	bucket, key, err := ParseS3URI(prefix)
+	if err != nil {
+		return err
+	}
+	var o S3Options
+	o.SetCredential(cred)
+	p := s3.NewListObjectsV2Paginator(s.s3Client(o), &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(key)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return (&s3Object{uri: prefix}).describe(err)
+		}
+		for _, obj := range page.Contents {
+			visit(bucket, aws.ToString(obj.Key))
+		}
+	}
+	return nil
 }
 
 // s3Client is the S3 client for a credential: the configured endpoint,

@@ -60,8 +60,9 @@ type run struct {
 	kind    string
 	mapper  *Mapper
 	tracker *Tracker
-	names   []string // the sources, then the error files
+	names   []string // the sources, the error files, the missing outputs
 	mapped  int      // how many of names are mapped sources
+	errEnd  int      // names[mapped:errEnd] are error files
 	cred    map[string]string
 	sizes   []int64
 
@@ -85,8 +86,9 @@ func (s *Service) newRun(id string, t *indexstore.Task, held indexstore.Version)
 		return nil, err
 	}
 	r := &run{s: s, id: id, task: t, held: held, in: in, kind: in.DataSource.Kind()}
-	r.names = append(append([]string(nil), in.DataSource.Source...), st.ErrorFiles...)
+	r.names = append(append(append([]string(nil), in.DataSource.Source...), st.ErrorFiles...), st.MissingOutputs...)
 	r.mapped = len(in.DataSource.Source)
+	r.errEnd = r.mapped + len(st.ErrorFiles)
 	if r.mapped > 0 {
 		if r.mapper, err = NewMapper(in, id); err != nil {
 			return nil, err
@@ -95,7 +97,10 @@ func (s *Service) newRun(id string, t *indexstore.Task, held indexstore.Version)
 	if r.cred, err = s.o.Keys().DecryptMap(st.Credential); err != nil {
 		return nil, fmt.Errorf("the ingestion's credential does not decrypt: %w", err)
 	}
-	r.label = r.kind
+	r.label = strings.ToLower(r.kind) // openai, s3
+	if st.Provider != "" {
+		r.label = st.Provider // the results of a batch job: its provider
+	}
 	r.tracker = NewTracker(fromCheckpoint(st.Checkpoint), len(r.names))
 	r.sizes = make([]int64, len(r.names))
 	for i := range r.sizes {
@@ -184,6 +189,12 @@ func (r *run) read(ctx context.Context, w *Writer) *stop {
 		if cp.Sources[i].Done {
 			continue
 		}
+		if i >= r.errEnd {
+			// An input the job wrote no output for: one failed record.
+			r.lineFailed(ctx, i, 1, 0, nil, "the batch job wrote no output for this input object; its records were not answered", 0)
+			_ = r.tracker.End(i, 1)
+			continue
+		}
 		if h := r.readSource(ctx, w, i, cp.Sources[i]); h != nil {
 			return h
 		}
@@ -231,6 +242,10 @@ func (r *run) readSource(ctx context.Context, w *Writer, i int, from SourceProgr
 				continue
 			}
 			r.lineFailed(ctx, i, line, start, data, providerFailure(data), 0)
+			continue
+		}
+		if reason := r.providerFailed(data); reason != "" {
+			r.lineFailed(ctx, i, line, start, data, reason, 0)
 			continue
 		}
 		doc, f := r.mapper.MapLine(i, line, data)
@@ -297,6 +312,39 @@ func providerFailure(data []byte) string {
 	}
 	if l.CustomID != "" {
 		msg += " (custom_id " + l.CustomID + ")"
+	}
+	return msg
+}
+
+// providerFailed is the reason of an output line in which the provider
+// reports it failed the record, "" for any other line. Only a Bedrock job's
+// output has such lines ({"recordId","modelInput","error":{...}}); OpenAI
+// puts failed requests in the error file, and SageMaker fails whole
+// objects.
+func (r *run) providerFailed(data []byte) string {
+	if r.task.Ingest.Provider != "bedrock" || !bytes.Contains(data, []byte(`"error"`)) {
+		return ""
+	}
+	var l struct {
+		RecordID    string          `json:"recordId"`
+		ModelOutput json.RawMessage `json:"modelOutput"`
+		Error       *struct {
+			ErrorCode    json.RawMessage `json:"errorCode"`
+			ErrorMessage string          `json:"errorMessage"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(data, &l) != nil || l.Error == nil || (l.ModelOutput != nil && string(l.ModelOutput) != "null") {
+		return ""
+	}
+	msg := "the provider failed this record"
+	if len(l.Error.ErrorCode) > 0 {
+		msg += ": error " + strings.Trim(string(l.Error.ErrorCode), `"`)
+	}
+	if l.Error.ErrorMessage != "" {
+		msg += ": " + l.Error.ErrorMessage
+	}
+	if l.RecordID != "" {
+		msg += " (recordId " + l.RecordID + ")"
 	}
 	return msg
 }
@@ -457,6 +505,12 @@ func (r *run) end(ctx context.Context, h *stop) {
 		reason = "Failed to batch ingest: " + describe(h.err)
 		if h.permanent || r.task.Ingest.Attempts+1 >= maxAttempts {
 			final = indexstore.TaskFailed
+		}
+	}
+	if final != "" && p.Failed > 0 && r.task.Ingest.DLQ != nil {
+		// Before the end is stored: a run that dies here writes it again.
+		if err := r.s.deadLetterFailures(ctx, r.id, r.task.Ingest.DLQ, r.cred); err != nil {
+			reason = strings.TrimPrefix(reason+"; ", "; ") + "the failed records were not written to the dead-letter queue: " + describe(err)
 		}
 	}
 	err := r.save(ctx, func(t *indexstore.Task) {

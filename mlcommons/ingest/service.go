@@ -28,6 +28,7 @@ type Store interface {
 	CountOpenIngestTasks(ctx context.Context) (int64, error)
 	ScanDueIngestTasks(ctx context.Context, now time.Time, pageSize int, visit func([]indexstore.Hit[indexstore.Task]) error) error
 	PutIngestFailures(ctx context.Context, fs []indexstore.IngestFailure) error
+	ScanIngestFailures(ctx context.Context, taskID string, pageSize int, visit func([]indexstore.IngestFailure) error) error
 	CallerClient(header http.Header) (*opensearchapi.Client, error)
 }
 

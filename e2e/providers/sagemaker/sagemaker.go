@@ -94,6 +94,10 @@ type Options struct {
 	// S3, when set, is where transform jobs read their input and write their
 	// output (transform.go); nil: jobs write nothing.
 	S3 *s3.Client
+	// LoseOutputs are input keys whose .out a completed job does not
+	// write: a fault (real SageMaker fails a job with a failed object), to
+	// show that a reader of the output notices an input it lacks.
+	LoseOutputs []string
 }
 
 // Recorded is one request the double received.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -158,6 +159,9 @@ func (s *Server) transform(ctx context.Context, j *job) string {
 		if err != nil {
 			failures = append(failures, fmt.Sprintf("s3://%s/%s: %v", o.bucket, o.key, err))
 			continue // SageMaker uploads no partially processed object
+		}
+		if slices.Contains(s.opts.LoseOutputs, o.key) {
+			continue
 		}
 		key := joinKey(outPrefix, o.rel+".out")
 		if _, err := s.opts.S3.PutObject(ctx, &s3.PutObjectInput{
