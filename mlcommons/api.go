@@ -146,7 +146,7 @@ func New(o Options) *API {
 	}
 	a.connectors = connector.New(connector.Options{Store: o.Store, Keys: a.keyring, Guard: o.Guard, Deploy: a.autoDeploy})
 	ing := o.Ingest
-	ing.Store, ing.Keys, ing.Guard, ing.NodeID, ing.LeaseTTL = o.Store, a.keyring, o.Guard, o.NodeID, o.Batch.LeaseTTL
+	ing.Store, ing.Keys, ing.Guard, ing.LeaseTTL = o.Store, a.keyring, o.Guard, o.Batch.LeaseTTL
 	ing.Logger, ing.Registerer, ing.Now = o.Logger, o.Registerer, o.Now
 	a.ingest = ingest.New(ing)
 	a.batch = batch.New(batch.Options{Store: o.Store, Binder: throttledBinder{a.connectors, a}, Remote: o.Remote, Settings: o.Batch,

@@ -94,10 +94,11 @@ func TestCreateConnectorValidation(t *testing.T) {
 		status  int
 		errType string
 		reason  string
+		col     int // of a parsing_exception, on line 1
 	}{
 		{name: "empty body", body: " ", status: 400, errType: "parse_exception", reason: "Create Connector request has empty body"},
 		{name: "not an object", body: `[1]`, status: 400, errType: "parsing_exception",
-			reason: "Failed to parse object: expecting token of type [START_OBJECT] but found [START_ARRAY]"},
+			reason: "Failed to parse object: expecting token of type [START_OBJECT] but found [START_ARRAY]", col: 1},
 		{name: "name of the wrong type", body: `{"name":1}`, status: 400, errType: "parse_exception",
 			reason: "Failed to parse request body: field [name] cannot take a JSON number"},
 		{name: "trailing data", body: `{} {}`, status: 400, errType: "parse_exception",
@@ -205,7 +206,11 @@ func TestCreateConnectorValidation(t *testing.T) {
 				body = toJSON(t, m)
 			}
 			rec := a.do(t, http.MethodPost, createPath, body)
-			wantError(t, rec, tt.status, tt.errType, tt.reason)
+			line := 0
+			if tt.col > 0 {
+				line = 1
+			}
+			wantErrorAt(t, rec, tt.status, tt.errType, tt.reason, line, tt.col)
 			if ids := a.store.connectors.IDs(); len(ids) != 0 {
 				t.Errorf("got stored connectors %v, want none", ids)
 			}

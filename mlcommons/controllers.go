@@ -261,10 +261,10 @@ func parseController(r *http.Request, empty string) (map[string]indexstore.RateL
 		return nil, err
 	}
 	out := map[string]indexstore.RateLimiter{}
-	switch jsonToken(in.UserRateLimiter) {
+	switch mlerr.JSONToken(in.UserRateLimiter) {
 	case "START_OBJECT":
 	case "START_ARRAY":
-		return nil, expectedObject("START_ARRAY")
+		return nil, mlerr.NotObject("START_ARRAY")
 	default:
 		// XContentParser.map() of a scalar is an empty map.
 		return out, nil
@@ -275,19 +275,19 @@ func parseController(r *http.Request, empty string) (map[string]indexstore.RateL
 	}
 	for _, u := range users {
 		v := u.value
-		if jsonToken(v) == "VALUE_STRING" {
+		if mlerr.JSONToken(v) == "VALUE_STRING" {
 			// A string is parsed as the limiter's JSON.
 			var s string
 			_ = json.Unmarshal(v, &s)
 			switch v = json.RawMessage(s); {
 			case strings.TrimSpace(s) == "":
-				return nil, expectedObject("null")
+				return nil, mlerr.NotObject("null")
 			case !json.Valid(v):
-				return nil, expectedObject("VALUE_STRING")
+				return nil, mlerr.NotObject("VALUE_STRING")
 			}
 		}
-		if tok := jsonToken(v); tok != "START_OBJECT" {
-			return nil, expectedObject(tok)
+		if tok := mlerr.JSONToken(v); tok != "START_OBJECT" {
+			return nil, mlerr.NotObject(tok)
 		}
 		rl, err := parseRateLimiter(v)
 		if err != nil {
@@ -310,7 +310,7 @@ func parseRateLimiter(v json.RawMessage) (indexstore.RateLimiter, error) {
 		return rl, err
 	}
 	for _, f := range fields {
-		if jsonToken(f.value) == "VALUE_NULL" {
+		if mlerr.JSONToken(f.value) == "VALUE_NULL" {
 			continue // Gson drops null members before ML Commons parses them
 		}
 		text, scalar := scalarText(f.value)
@@ -359,33 +359,10 @@ func objectFields(obj json.RawMessage) ([]field, error) {
 	return out, nil
 }
 
-// jsonToken names the first token of a JSON value as OpenSearch's
-// XContentParser.Token does (ensureExpectedToken's messages); "null"
-// for no value at all.
-func jsonToken(v json.RawMessage) string {
-	v = bytes.TrimSpace(v)
-	if len(v) == 0 {
-		return "null"
-	}
-	switch v[0] {
-	case '{':
-		return "START_OBJECT"
-	case '[':
-		return "START_ARRAY"
-	case '"':
-		return "VALUE_STRING"
-	case 't', 'f':
-		return "VALUE_BOOLEAN"
-	case 'n':
-		return "VALUE_NULL"
-	}
-	return "VALUE_NUMBER"
-}
-
 // scalarText is XContentParser.text() of a scalar: a string's value, a
 // number's or boolean's literal; false for an object or array.
 func scalarText(v json.RawMessage) (string, bool) {
-	switch jsonToken(v) {
+	switch mlerr.JSONToken(v) {
 	case "VALUE_STRING":
 		var s string
 		_ = json.Unmarshal(v, &s)
@@ -394,11 +371,4 @@ func scalarText(v json.RawMessage) (string, bool) {
 		return string(bytes.TrimSpace(v)), true
 	}
 	return string(v), false
-}
-
-// expectedObject is XContentParserUtils.ensureExpectedToken's answer to a
-// limiter that is not an object.
-func expectedObject(found string) error {
-	return mlerr.New(http.StatusBadRequest, "parsing_exception",
-		"Failed to parse object: expecting token of type [START_OBJECT] but found ["+found+"]")
 }

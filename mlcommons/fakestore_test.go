@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -455,17 +456,23 @@ func decodeAnswer(t testing.TB, rec *httptest.ResponseRecorder) map[string]any {
 // wantError checks an answer in OpenSearch's error envelope.
 func wantError(t testing.TB, rec *httptest.ResponseRecorder, status int, errType, reason string) {
 	t.Helper()
+	wantErrorAt(t, rec, status, errType, reason, 0, 0)
+}
+
+// wantErrorAt is wantError for a parsing_exception found at line and col
+// of the body (0: none shown).
+func wantErrorAt(t testing.TB, rec *httptest.ResponseRecorder, status int, errType, reason string, line, col int) {
+	t.Helper()
 	if rec.Code != status {
 		t.Errorf("got status %d, want %d; body %s", rec.Code, status, rec.Body)
 	}
-	want := map[string]any{
-		"error": map[string]any{
-			"root_cause": []any{map[string]any{"type": errType, "reason": reason}},
-			"type":       errType,
-			"reason":     reason,
-		},
-		"status": float64(status),
+	c := map[string]any{"type": errType, "reason": reason}
+	if line > 0 {
+		c["line"], c["col"] = float64(line), float64(col)
 	}
+	top := maps.Clone(c)
+	top["root_cause"] = []any{c}
+	want := map[string]any{"error": top, "status": float64(status)}
 	var got map[string]any
 	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 		t.Fatalf("answer is not JSON: %v; body %s", err, rec.Body)

@@ -124,7 +124,8 @@ func TestBodyNotAnObject(t *testing.T) {
 	a := newTestAPI(t)
 	for body, tok := range map[string]string{`[]`: "START_ARRAY", `"x"`: "VALUE_STRING", ` 12`: "VALUE_NUMBER",
 		`1.5`: "VALUE_NUMBER", `true`: "VALUE_BOOLEAN", `false`: "VALUE_BOOLEAN", `null`: "VALUE_NULL"} {
-		wantError(t, a.do(t, http.MethodPost, connectorsPath+"_create", body), 400, "parsing_exception",
-			"Failed to parse object: expecting token of type [START_OBJECT] but found ["+tok+"]")
+		col := 1 + len(body) - len(strings.TrimLeft(body, " "))
+		wantErrorAt(t, a.do(t, http.MethodPost, connectorsPath+"_create", body), 400, "parsing_exception",
+			"Failed to parse object: expecting token of type [START_OBJECT] but found ["+tok+"]", 1, col)
 	}
 }

@@ -241,10 +241,8 @@ func decodeBody(r *http.Request, v any, empty error) error {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return empty
 	}
-	if tok := jsonToken(b); tok != "START_OBJECT" && json.Valid(b) {
-		// ML Commons' ensureExpectedToken.
-		return mlerr.New(http.StatusBadRequest, "parsing_exception",
-			"Failed to parse object: expecting token of type [START_OBJECT] but found ["+tok+"]")
+	if err := mlerr.ExpectedObject(b); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()

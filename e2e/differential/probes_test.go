@@ -228,6 +228,8 @@ var probes = []probe{
 	// Batch ingestion: the request checks (ML Commons 2.19 validates at
 	// submission; a source it cannot read fails the task later).
 	{name: "ingest/empty-body", method: "POST", path: "/_batch_ingestion"},
+	{name: "ingest/number-body", method: "POST", path: "/_batch_ingestion", body: `5`},
+	{name: "ingest/array-body", method: "POST", path: "/_batch_ingestion", body: `[{"index_name":"diff-ingest"}]`},
 	{name: "ingest/no-index", method: "POST", path: "/_batch_ingestion", body: `{"field_map":{"a":"$.a"},"data_source":{"type":"s3","source":["s3://bucket/key"]}}`},
 	{name: "ingest/no-data-source", method: "POST", path: "/_batch_ingestion", body: `{"index_name":"diff-ingest","field_map":{"a":"$.a"}}`},
 	{name: "ingest/null-credential", method: "POST", path: "/_batch_ingestion", body: `{"index_name":"diff-ingest","field_map":{"a":"$.a"},"credential":null,"data_source":{"type":"s3","source":["s3://bucket/key"]}}`},

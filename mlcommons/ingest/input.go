@@ -111,10 +111,8 @@ func ParseInput(body []byte) (*Input, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, mlerr.Parse(msgEmptyBody)
 	}
-	if tok := jacksonToken(body); tok != "START_OBJECT" && json.Valid(body) {
-		// ensureExpectedToken(START_OBJECT, ...)
-		return nil, mlerr.New(http.StatusBadRequest, "parsing_exception",
-			"Failed to parse object: expecting token of type [START_OBJECT] but found ["+tok+"]")
+	if err := mlerr.ExpectedObject(body); err != nil {
+		return nil, err
 	}
 	var top map[string]json.RawMessage
 	if err := decodeStrict(body, &top); err != nil {
@@ -366,34 +364,6 @@ func jsonErrText(err error) string {
 		return fmt.Sprintf("expected a JSON object, got a JSON %s", te.Value)
 	}
 	return err.Error()
-}
-
-// jacksonToken is Jackson's name of the first token of a JSON text.
-func jacksonToken(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return ""
-	}
-	switch c := b[0]; {
-	case c == '{':
-		return "START_OBJECT"
-	case c == '[':
-		return "START_ARRAY"
-	case c == '"':
-		return "VALUE_STRING"
-	case c == '-' || '0' <= c && c <= '9':
-		if bytes.ContainsAny(b, ".eE") {
-			return "VALUE_NUMBER_FLOAT"
-		}
-		return "VALUE_NUMBER_INT"
-	case c == 't':
-		return "VALUE_TRUE"
-	case c == 'f':
-		return "VALUE_FALSE"
-	case c == 'n':
-		return "VALUE_NULL"
-	}
-	return ""
 }
 
 // sortedKeys returns m's keys in order, for output that does not depend on

@@ -57,7 +57,6 @@ type Options struct {
 	Concurrency int
 	// Writer tunes the bulk writes (zero values: the Writer's defaults).
 	Writer     WriterOptions
-	NodeID     string
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
@@ -152,10 +151,13 @@ func (s *Service) Submit(ctx context.Context, body []byte, caller http.Header, o
 	return s.create(ctx, indexstore.NewID(), st, caller, owner, false)
 }
 
-// create checks the limit and stores a new task; exists says an existing
-// task of that id is the one wanted (a job's ingestion, created once).
-func (s *Service) create(ctx context.Context, id string, st *indexstore.IngestState, caller http.Header, owner *indexstore.Owner, exists bool) (*Submitted, error) {
-	if !exists {
+// create stores a new task. A task of the caller's own is counted against
+// max_batch_ingestion_tasks and given a new id. A job's ingestion (jobs)
+// is not counted, the job was: its id is fixed by the job, and a task
+// already stored under it is the one wanted, so it is created once however
+// many replicas ask.
+func (s *Service) create(ctx context.Context, id string, st *indexstore.IngestState, caller http.Header, owner *indexstore.Owner, job bool) (*Submitted, error) {
+	if !job {
 		if err := s.checkLimit(ctx); err != nil {
 			return nil, err
 		}
@@ -173,21 +175,22 @@ func (s *Service) create(ctx context.Context, id string, st *indexstore.IngestSt
 		CreateTime: now.UnixMilli(), LastUpdateTime: now.UnixMilli(), Owner: owner, Ingest: st,
 		IngestCounts: &indexstore.IngestCounts{}}
 	var err error
-	if exists {
+	if job {
 		_, err = s.o.Store.Tasks().Create(ctx, id, t, indexstore.NoWait)
-		if errors.Is(err, indexstore.ErrConflict) {
-			err = nil
-		}
 	} else {
 		_, err = s.o.Store.Tasks().InsertAs(ctx, id, t, indexstore.NoWait)
 	}
-	if err != nil {
+	switch {
+	case job && errors.Is(err, indexstore.ErrConflict):
+		// Another replica created it.
+	case err != nil:
 		return nil, err
-	}
-	s.metrics.tasks.WithLabelValues("created").Inc()
-	select {
-	case s.wake <- struct{}{}:
 	default:
+		s.metrics.tasks.WithLabelValues("created").Inc()
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	}
 	return &Submitted{TaskID: id, Type: indexstore.TaskBatchIngest, Status: indexstore.TaskCreated}, nil
 }

@@ -19,6 +19,9 @@ type Error struct {
 	Status int
 	Type   string
 	Reason string
+	// Line and Col are where in the body a parsing_exception was found
+	// (1-based, 0: not known), as OpenSearch's ParsingException shows them.
+	Line, Col int
 
 	cause error // a sentinel or cause for errors.Is, never shown
 }
@@ -131,13 +134,15 @@ type envelope struct {
 type cause struct {
 	Type   string `json:"type"`
 	Reason string `json:"reason"`
+	Line   int    `json:"line,omitempty"`
+	Col    int    `json:"col,omitempty"`
 }
 
 // Envelope is the error as OpenSearch's error body:
 // {"error":{"root_cause":[{"type","reason"}],"type","reason"},"status"}.
 func (e *Error) Envelope() []byte {
 	var b envelope
-	b.Error.cause = cause{Type: e.Type, Reason: e.Reason}
+	b.Error.cause = cause{Type: e.Type, Reason: e.Reason, Line: e.Line, Col: e.Col}
 	b.Error.RootCause = []cause{b.Error.cause}
 	b.Status = e.Status
 	var buf bytes.Buffer
